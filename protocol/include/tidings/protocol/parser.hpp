@@ -1,0 +1,70 @@
+#pragma once
+
+// Parses one frame body into the typed model, reporting the exact error of
+// PROTOCOL.md section 8 for malformed input.
+//
+// One pass over the body validates all of it (strict JSON, depth, repeated top-level
+// names) and records where each known member's value lies; the typed fields are then
+// read from those spans. Nothing is allocated unless a string has escapes.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "tidings/protocol/errors.hpp"
+#include "tidings/protocol/messages.hpp"
+
+namespace tidings::protocol {
+
+struct parse_error {
+  error_code code = error_code::bad_json;
+  std::string_view message;  // static text, for the `err` frame
+  // Whether the frame's `id` was valid and belongs on the `err` answer.
+  bool id_valid = false;
+};
+
+struct parse_result {
+  bool ok = true;
+  parse_error error;
+
+  explicit operator bool() const noexcept { return ok; }
+};
+
+// Parses frames sent by clients (connect, pub, sub, unsub, ping, pong).
+//
+// On failure, `out.kind` and `out.id` are filled in as far as they could be read. On
+// invalid_topic from `sub`, the sid is filled in too, so that a server can give a
+// duplicate sid (bad_request) precedence as section 3 orders.
+//
+// The views in `out` stay valid until the next parse() and while `body` lives.
+class client_parser {
+ public:
+  parse_result parse(std::string_view body, client_frame& out);
+
+ private:
+  std::string topic_;
+  std::string reply_;
+  std::string queue_;
+  std::string name_;
+  std::string token_;
+  std::string user_;
+  std::string pass_;
+  std::string id_;
+};
+
+// Parses frames sent by servers (info, msg, ok, err, ping, pong): the client's side.
+class server_parser {
+ public:
+  parse_result parse(std::string_view body, server_frame& out);
+
+ private:
+  std::string topic_;
+  std::string reply_;
+  std::string server_;
+  std::string version_;
+  std::string code_;
+  std::string message_;
+  std::string id_;
+};
+
+}  // namespace tidings::protocol
