@@ -33,9 +33,13 @@ bool check(std::string_view text, bool allow_wildcards) noexcept {
 
 }  // namespace
 
-bool is_valid_topic(std::string_view topic) noexcept { return check(topic, false); }
+bool is_valid_topic(std::string_view topic) noexcept {
+  return check(topic, false);
+}
 
-bool is_valid_pattern(std::string_view pattern) noexcept { return check(pattern, true); }
+bool is_valid_pattern(std::string_view pattern) noexcept {
+  return check(pattern, true);
+}
 
 bool has_wildcard(std::string_view pattern) noexcept {
   token_reader tokens(pattern);

@@ -28,8 +28,7 @@ void encode_err(std::string& out, error_code code, std::string_view message,
 void encode_ping(std::string& out, std::string_view raw_id = {});
 void encode_pong(std::string& out, std::string_view raw_id = {});
 
-void encode_connect(std::string& out, const connect_message& connect,
-                    std::string_view raw_id = {});
+void encode_connect(std::string& out, const connect_message& connect, std::string_view raw_id = {});
 // `pub.data` and `pub.headers` are raw JSON, written verbatim; the caller vouches for them.
 void encode_pub(std::string& out, const pub_message& pub, std::string_view raw_id = {});
 void encode_sub(std::string& out, const sub_message& sub, std::string_view raw_id = {});

@@ -76,8 +76,8 @@ inline void store_frame_length(char* out, std::uint32_t length) noexcept {
 }
 
 inline std::uint32_t load_frame_length(const unsigned char* in) noexcept {
-  return (std::uint32_t{in[0]} << 24) | (std::uint32_t{in[1]} << 16) |
-         (std::uint32_t{in[2]} << 8) | std::uint32_t{in[3]};
+  return (std::uint32_t{in[0]} << 24) | (std::uint32_t{in[1]} << 16) | (std::uint32_t{in[2]} << 8) |
+         std::uint32_t{in[3]};
 }
 
 }  // namespace tidings::protocol

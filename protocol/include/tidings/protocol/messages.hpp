@@ -92,8 +92,8 @@ struct err_message {
 
 using client_body = std::variant<connect_message, pub_message, sub_message, unsub_message,
                                  ping_message, pong_message>;
-using server_body = std::variant<info_message, msg_message, ok_message, err_message,
-                                 ping_message, pong_message>;
+using server_body =
+    std::variant<info_message, msg_message, ok_message, err_message, ping_message, pong_message>;
 
 struct client_frame {
   op kind = op::ping;

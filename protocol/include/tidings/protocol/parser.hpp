@@ -8,8 +8,11 @@
 // read from those spans. Nothing is allocated unless a string has escapes.
 
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <string_view>
+#include <unordered_set>
+#include <vector>
 
 #include "tidings/protocol/errors.hpp"
 #include "tidings/protocol/messages.hpp"
@@ -22,6 +25,23 @@ struct parse_error {
   // Whether the frame's `id` was valid and belongs on the `err` answer.
   bool id_valid = false;
 };
+
+namespace detail {
+
+// Reused between frames so that checking member names for repeats allocates nothing in
+// the steady state.
+struct name_registry {
+  std::vector<std::string_view> names;
+  std::deque<std::string> decoded;             // names that had escapes; a deque keeps views valid
+  std::unordered_set<std::string_view> large;  // used once an object has many members
+
+  void clear();
+  // False if `name` was already registered since the last clear().
+  bool add(std::string_view name);
+  std::string_view decode(std::string_view escaped);
+};
+
+}  // namespace detail
 
 struct parse_result {
   bool ok = true;
@@ -42,6 +62,9 @@ class client_parser {
   parse_result parse(std::string_view body, client_frame& out);
 
  private:
+  detail::name_registry names_;
+  detail::name_registry header_names_;
+  std::string op_;
   std::string topic_;
   std::string reply_;
   std::string queue_;
@@ -58,6 +81,9 @@ class server_parser {
   parse_result parse(std::string_view body, server_frame& out);
 
  private:
+  detail::name_registry names_;
+  detail::name_registry header_names_;
+  std::string op_;
   std::string topic_;
   std::string reply_;
   std::string server_;
