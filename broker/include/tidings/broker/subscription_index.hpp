@@ -37,7 +37,7 @@ struct queue_group_cursor {
 
 struct match_result {
   struct group {
-    std::string_view queue;  // views the members' own queue string
+    std::string_view queue;                              // views the members' own queue string
     std::vector<std::shared_ptr<subscription>> members;  // in subscribe order, non-empty
     std::shared_ptr<queue_group_cursor> cursor;
   };
@@ -70,9 +70,9 @@ class subscription_index {
   // Every subscription matching the concrete, valid `topic`. Never null.
   std::shared_ptr<const match_result> match(std::string_view topic) const;
 
-  std::size_t size() const;              // subscriptions held
-  std::size_t node_count() const;        // trie nodes, root excluded (pruning is testable)
-  std::size_t cache_size() const;        // cached topics
+  std::size_t size() const;        // subscriptions held
+  std::size_t node_count() const;  // trie nodes, root excluded (pruning is testable)
+  std::size_t cache_size() const;  // cached topics
   std::uint64_t generation() const noexcept { return generation_.load(); }
 
  private:

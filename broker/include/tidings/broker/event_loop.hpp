@@ -1,0 +1,34 @@
+#pragma once
+
+// One event loop: an io_context run by one thread, and what the sessions it owns share.
+// Everything here is touched only on the loop's own thread, so it needs no locks.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "tidings/asio.hpp"
+#include "tidings/broker/router.hpp"
+
+namespace tidings::broker {
+
+class session;
+
+struct event_loop {
+  explicit event_loop(subscription_index& index) : route(index), sweep_timer(io) {}
+
+  asio::io_context io{1};  // one thread runs it
+  router route;
+  // Sessions read into this one buffer in turn and process it at once, so an idle
+  // connection holds no read buffer of its own.
+  std::vector<char> read_buffer = std::vector<char>(64 * 1024);
+  // Subscribers to wake once the current read batch is processed.
+  delivery_batch batch;
+  std::unordered_map<std::uint64_t, std::shared_ptr<session>> sessions;
+  asio::steady_timer sweep_timer;
+  std::vector<std::shared_ptr<session>> sweep_scratch;
+};
+
+}  // namespace tidings::broker

@@ -1,0 +1,66 @@
+#pragma once
+
+// A connection's outbound frames, bounded in bytes. No I/O: the session's writer takes a
+// batch, writes it with one gather write, then reports completion.
+//
+// A `msg` is a small per-subscriber head (length prefix, op, sid) plus a reference to the
+// body shared by all subscribers of that message; other frames are a body alone.
+// Batches are moved out of the queue while they are written, so frames queued during a
+// write never move the bytes under it.
+//
+// Not thread-safe: the session guards it with its own mutex.
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "tidings/broker/shared_body.hpp"
+#include "tidings/protocol/encoder.hpp"
+
+namespace tidings::broker {
+
+class outbound_queue {
+ public:
+  struct entry {
+    shared_body body;
+    std::array<char, protocol::msg_prefix::capacity> head;
+    std::uint8_t head_size = 0;
+
+    std::size_t size() const noexcept { return head_size + body.size(); }
+    std::string_view head_view() const noexcept { return {head.data(), head_size}; }
+  };
+
+  explicit outbound_queue(std::uint64_t max_pending) noexcept : max_pending_(max_pending) {}
+
+  // Whether `bytes` more would pass max_pending (queued plus in-flight bytes).
+  bool would_overflow(std::size_t bytes) const noexcept { return pending_ + bytes > max_pending_; }
+
+  void push_msg(const protocol::msg_prefix& prefix, shared_body body);
+  void push_frame(shared_body frame);
+
+  // Moves frames from the front into `batch` (which the caller keeps alive until the
+  // write completes) until `max_frames` or `max_bytes` is reached; at least one frame if
+  // any is queued. Returns the bytes moved.
+  std::size_t take(std::vector<entry>& batch, std::size_t max_frames, std::size_t max_bytes);
+
+  // A batch of `bytes` taken earlier was written (or abandoned).
+  void complete(std::size_t bytes) noexcept { pending_ -= bytes; }
+
+  // Drops every queued frame (not the batch in flight); returns how many were dropped.
+  std::size_t clear() noexcept;
+
+  bool empty() const noexcept { return head_ == frames_.size(); }
+  std::size_t queued_frames() const noexcept { return frames_.size() - head_; }
+  // Queued and in-flight bytes: what max_pending bounds.
+  std::uint64_t pending_bytes() const noexcept { return pending_; }
+  std::uint64_t max_pending() const noexcept { return max_pending_; }
+
+ private:
+  std::vector<entry> frames_;
+  std::size_t head_ = 0;  // frames_[0, head_) were taken
+  std::uint64_t pending_ = 0;
+  std::uint64_t max_pending_;
+};
+
+}  // namespace tidings::broker

@@ -1,0 +1,72 @@
+#pragma once
+
+// Turns one publish into deliveries: match the topic in the index, pick one member of
+// each matching queue group, encode the message body once, and queue it on every target.
+//
+// The router never writes to a socket. Targets are woken (told to write) by the caller
+// once per read batch through delivery_batch, so a publisher sending 1000 messages in one
+// read causes one write per subscriber, not 1000.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tidings/broker/shared_body.hpp"
+#include "tidings/broker/subscription.hpp"
+#include "tidings/broker/subscription_index.hpp"
+#include "tidings/protocol/messages.hpp"
+
+namespace tidings::broker {
+
+// What the router delivers to: a session, or a fake in tests. Every member may be called
+// from any thread.
+class subscriber {
+ public:
+  virtual ~subscriber() = default;
+
+  // Queues one `msg` for subscription `sid` with the shared `body` (encode_msg_body).
+  // Returns true when the caller must wake() this subscriber after its batch; false when
+  // a wake-up is already due, or the message was not queued (closed, or dropped by the
+  // slow-consumer policy).
+  virtual bool enqueue_msg(std::uint64_t sid, const shared_body& body) = 0;
+
+  // Starts writing what was queued.
+  virtual void wake() = 0;
+
+  // `sub` reached its `max` deliveries and is no longer live: forget it.
+  virtual void expire(const std::shared_ptr<subscription>& sub) = 0;
+};
+
+// Subscribers to wake at the end of a read batch.
+class delivery_batch {
+ public:
+  void add(std::shared_ptr<subscriber> target) { targets_.push_back(std::move(target)); }
+  // Wakes every target once and empties the batch.
+  void flush();
+  bool empty() const noexcept { return targets_.empty(); }
+
+ private:
+  std::vector<std::shared_ptr<subscriber>> targets_;
+};
+
+class router {
+ public:
+  explicit router(subscription_index& index) noexcept : index_(index) {}
+
+  // Delivers `pub` from `publisher` (whose own subscriptions are skipped unless `echo`).
+  // Returns the number of deliveries made.
+  std::size_t publish(const subscriber* publisher, bool echo, const protocol::pub_message& pub,
+                      delivery_batch& batch);
+
+ private:
+  // Counts a delivery against the subscription's `max`; false if it is exhausted.
+  static bool claim_delivery(const std::shared_ptr<subscription>& sub);
+  void deliver(const std::shared_ptr<subscription>& sub, const shared_body& body,
+               delivery_batch& batch);
+
+  subscription_index& index_;
+  std::string scratch_;
+};
+
+}  // namespace tidings::broker

@@ -1,0 +1,141 @@
+#pragma once
+
+// One client connection: reads frames, applies them, and writes what is queued for it.
+//
+// Threads: everything but the subscriber interface runs on the session's event loop.
+// enqueue_msg(), wake() and expire() may come from any loop (a publisher elsewhere);
+// the outbound queue and the few flags they touch are guarded by mutex_.
+//
+// Reading: the session waits for readability without a buffer, then reads into its
+// loop's shared buffer and processes every whole frame at once; the frame decoder keeps
+// only the bytes of a frame split across reads. Writing: one write in flight at a time,
+// taking everything queued (up to a byte cap); small frames are copied into one staging
+// buffer, large bodies are gathered by reference.
+//
+// Ending: close() records one close_reason. Ends that owe the client an `err` (framing
+// errors, stale connection, shutdown) first stop routing to the session, queue the `err`
+// behind what is queued, and close once it is written; a slow consumer loses its backlog.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "tidings/asio.hpp"
+#include "tidings/broker/close_reason.hpp"
+#include "tidings/broker/event_loop.hpp"
+#include "tidings/broker/outbound_queue.hpp"
+#include "tidings/broker/router.hpp"
+#include "tidings/broker/server_context.hpp"
+#include "tidings/protocol/frame_decoder.hpp"
+#include "tidings/protocol/parser.hpp"
+
+namespace tidings::broker {
+
+class session final : public subscriber, public std::enable_shared_from_this<session> {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  session(server_context& server, event_loop& loop, tcp::socket socket, std::uint64_t client_id);
+  ~session() override;
+
+  // Sends `info` and starts reading. On the loop.
+  void start();
+  // Sends `info` and `err too_many_connections`, then closes. On the loop.
+  void refuse();
+  // Graceful stop: flush what is queued, send `shutting_down`, close. On the loop.
+  void drain();
+  // Ends the session now (the drain ran out of time). On the loop.
+  void abort(close_reason reason);
+  // Periodic duties: server pings, the write deadline, the linger after a framing error.
+  void tick(clock::time_point now);
+
+  std::uint64_t client_id() const noexcept { return client_id_; }
+
+  // subscriber
+  bool enqueue_msg(std::uint64_t sid, const shared_body& body) override;
+  void wake() override;
+  void expire(const std::shared_ptr<subscription>& sub) override;
+
+ private:
+  enum class state : std::uint8_t { open, flushing, lingering, closed };
+
+  void wait_readable();
+  void on_readable(const boost::system::error_code& ec);
+  void process(std::string_view bytes);
+  void handle_frame(std::string_view body);
+  void handle_pub(const protocol::pub_message& pub);
+  void handle_sub(const protocol::sub_message& sub);
+  void handle_unsub(const protocol::unsub_message& unsub);
+
+  // Control frames (info, ok, err, ping, pong): counted against max_pending like
+  // messages, but never dropped.
+  void queue_control(std::string_view frame);
+  void reply_ok();
+  void reply_err(protocol::error_code code, std::string_view message, bool with_id = true,
+                 std::string_view topic = {});
+
+  void start_write();
+  void on_write(const boost::system::error_code& ec, std::size_t bytes);
+
+  void remove_subscription(const std::shared_ptr<subscription>& sub);
+  void drop_all_subscriptions();
+  // Stops routing to this session, queues `code` (if any) after what is queued, and
+  // closes once it is written. With `linger`, reads are discarded for up to a second
+  // first (after a framing error, so the client sees the err, not a reset).
+  void finish(close_reason reason, std::optional<protocol::error_code> code,
+              std::string_view message, bool linger = false);
+  // Slow consumer: discard the backlog, try to send the err, close.
+  void cut_slow_consumer(std::string_view why);
+  void close(close_reason reason);
+
+  server_context& server_;
+  event_loop& loop_;
+  tcp::socket socket_;
+  const std::uint64_t client_id_;
+  std::string remote_;  // "ip:port", for logs
+
+  // Reading side (loop only).
+  protocol::frame_decoder decoder_;
+  protocol::client_parser parser_;
+  protocol::client_frame frame_;
+  std::string scratch_;  // encodes control frames
+  std::uint64_t frames_seen_ = 0;
+  bool echo_ = true;
+  bool reading_ = false;
+  bool read_paused_ = false;  // own replies backed up (drop policy): wait for the writer
+  bool counted_ = false;      // holds one of max_connections
+  bool linger_ = false;       // discard input for a while before closing
+  std::string name_;
+  std::unordered_map<std::uint64_t, std::shared_ptr<subscription>> subscriptions_;
+
+  // Writing side (loop only).
+  std::vector<outbound_queue::entry> in_flight_;
+  std::size_t in_flight_bytes_ = 0;
+  std::string staging_;
+  std::vector<asio::const_buffer> buffers_;
+  bool writing_ = false;
+  clock::time_point write_started_{};
+
+  // Lifecycle and timers (loop only).
+  state state_ = state::open;
+  close_reason finish_reason_ = close_reason::client_closed;
+  clock::time_point linger_until_{};
+  clock::time_point next_ping_{};
+  std::uint32_t pings_out_ = 0;
+
+  // Shared with publishers on other loops.
+  std::mutex mutex_;
+  outbound_queue queue_;
+  bool wake_due_ = false;    // a wake-up is scheduled or the writer is active
+  bool accepting_ = true;    // false once the session is ending: no more msgs
+  bool overflowed_ = false;  // max_pending passed under the close policy
+  std::uint64_t dropped_ = 0;
+};
+
+}  // namespace tidings::broker

@@ -1,0 +1,569 @@
+#include "tidings/broker/session.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "tidings/protocol/encoder.hpp"
+#include "tidings/protocol/topic.hpp"
+
+#ifndef TIDINGS_VERSION
+#define TIDINGS_VERSION "0.0.0"
+#endif
+
+namespace tidings::broker {
+namespace {
+
+namespace proto = tidings::protocol;
+
+// Frames whose body is at least this large are gathered by reference; smaller ones are
+// copied into the staging buffer, since a syscall per few dozen bytes costs far more.
+constexpr std::size_t gather_threshold = 1024;
+constexpr std::size_t max_batch_frames = 4096;
+constexpr std::size_t max_batch_bytes = 256 * 1024;
+// Beyond this, a write buffer grown for a burst is released after the write.
+constexpr std::size_t retained_staging = 64 * 1024;
+constexpr std::size_t retained_in_flight = 1024;
+constexpr auto linger_after_error = std::chrono::seconds(1);
+
+std::string describe_endpoint(const tcp::socket& socket) {
+  boost::system::error_code ec;
+  const auto endpoint = socket.remote_endpoint(ec);
+  if (ec) return "unknown";
+  const auto address = endpoint.address();
+  return (address.is_v6() ? "[" + address.to_string() + "]" : address.to_string()) + ":" +
+         std::to_string(endpoint.port());
+}
+
+}  // namespace
+
+session::session(server_context& server, event_loop& loop, tcp::socket socket,
+                 std::uint64_t client_id)
+    : server_(server),
+      loop_(loop),
+      socket_(std::move(socket)),
+      client_id_(client_id),
+      remote_(describe_endpoint(socket_)),
+      decoder_(server.settings.max_frame),
+      queue_(server.settings.max_pending) {
+  boost::system::error_code ec;
+  socket_.set_option(tcp::no_delay(true), ec);
+  // Reads happen only after readiness is reported, straight into the loop's buffer.
+  socket_.non_blocking(true, ec);
+}
+
+session::~session() = default;
+
+void session::start() {
+  counted_ = true;
+  loop_.sessions.emplace(client_id_, shared_from_this());
+  spdlog::info("client {} connected from {}", client_id_, remote_);
+
+  const auto& settings = server_.settings;
+  proto::info_message info;
+  info.server = settings.server_name;
+  info.version = TIDINGS_VERSION;
+  info.proto = proto::protocol_version;
+  info.max_frame = settings.max_frame;
+  info.max_pending = settings.max_pending;
+  info.write_deadline_ms = static_cast<std::uint64_t>(settings.write_deadline.count());
+  info.auth_required = false;
+  info.client_id = client_id_;
+  info.ping_interval_ms = static_cast<std::uint64_t>(settings.ping_interval.count());
+  scratch_.clear();
+  proto::encode_info(scratch_, info);
+  queue_control(scratch_);
+  next_ping_ = clock::now() + settings.ping_interval;
+  wait_readable();
+  loop_.batch.flush();
+}
+
+void session::refuse() {
+  loop_.sessions.emplace(client_id_, shared_from_this());
+  spdlog::warn("client {} from {} refused: {} connections is the limit", client_id_, remote_,
+               server_.settings.max_connections);
+  proto::info_message info;
+  info.server = server_.settings.server_name;
+  info.version = TIDINGS_VERSION;
+  info.max_frame = server_.settings.max_frame;
+  info.max_pending = server_.settings.max_pending;
+  info.client_id = client_id_;
+  scratch_.clear();
+  proto::encode_info(scratch_, info);
+  queue_control(scratch_);
+  finish(close_reason::too_many_connections, proto::error_code::too_many_connections,
+         "server is at its connection limit");
+  loop_.batch.flush();
+}
+
+void session::drain() {
+  finish(close_reason::server_shutdown, proto::error_code::shutting_down,
+         "server is shutting down");
+}
+
+void session::abort(close_reason reason) {
+  close(reason);
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading
+
+void session::wait_readable() {
+  if (reading_) return;
+  reading_ = true;
+  socket_.async_wait(
+      tcp::socket::wait_read,
+      [self = shared_from_this()](const boost::system::error_code& ec) { self->on_readable(ec); });
+}
+
+void session::on_readable(const boost::system::error_code& ec) {
+  reading_ = false;
+  if (state_ == state::closed) return;
+  if (ec) {
+    close(close_reason::io_error);
+    return;
+  }
+  // While flushing a final err without linger, the client's input no longer matters.
+  if (state_ == state::flushing && !linger_) return;
+
+  boost::system::error_code read_ec;
+  const std::size_t n = socket_.read_some(asio::buffer(loop_.read_buffer), read_ec);
+  if (read_ec == asio::error::would_block || read_ec == asio::error::try_again) {
+    wait_readable();
+    return;
+  }
+  if (read_ec) {
+    if (read_ec == asio::error::eof) {
+      close(state_ == state::open ? close_reason::client_closed : finish_reason_);
+    } else {
+      close(state_ == state::open ? close_reason::io_error : finish_reason_);
+    }
+    return;
+  }
+  if (state_ == state::open) process(std::string_view(loop_.read_buffer.data(), n));
+  // One wake-up per destination for everything this read published.
+  loop_.batch.flush();
+  if (state_ != state::closed && !read_paused_) wait_readable();
+}
+
+void session::process(std::string_view bytes) {
+  while (!bytes.empty() && state_ == state::open) {
+    const auto step = decoder_.next(bytes);
+    bytes.remove_prefix(step.consumed);
+    switch (step.state) {
+      case proto::frame_decoder::status::need_more:
+        return;
+      case proto::frame_decoder::status::error: {
+        const std::string message =
+            step.error == proto::error_code::frame_too_large
+                ? "frame length " + std::to_string(step.length) + " exceeds max_frame " +
+                      std::to_string(server_.settings.max_frame)
+                : "frame length " + std::to_string(step.length) + " is below 2";
+        spdlog::debug("client {} ({}): {}", client_id_, remote_, message);
+        finish(close_reason::protocol_error, step.error, message, true);
+        return;
+      }
+      case proto::frame_decoder::status::frame:
+        handle_frame(step.body);
+        break;
+    }
+  }
+}
+
+void session::handle_frame(std::string_view body) {
+  ++frames_seen_;
+  const auto result = parser_.parse(body, frame_);
+  if (!result) {
+    auto code = result.error.code;
+    std::string_view message = result.error.message;
+    // A duplicate sid (bad_request) outranks an invalid pattern (section 3).
+    if (code == proto::error_code::invalid_topic && frame_.kind == proto::op::sub) {
+      const auto& sub = std::get<proto::sub_message>(frame_.body);
+      const auto it = subscriptions_.find(sub.sid);
+      if (it != subscriptions_.end() && it->second->live.load(std::memory_order_acquire)) {
+        code = proto::error_code::bad_request;
+        message = "'sid' is already in use on this connection";
+      }
+    }
+    spdlog::debug("client {} ({}): {}: {}", client_id_, remote_, proto::wire_name(code), message);
+    reply_err(code, message, result.error.id_valid);
+    return;
+  }
+
+  switch (frame_.kind) {
+    case proto::op::connect: {
+      if (frames_seen_ != 1) {
+        reply_err(proto::error_code::bad_request,
+                  "'connect' is allowed only as the connection's first frame");
+        return;
+      }
+      const auto& connect = std::get<proto::connect_message>(frame_.body);
+      echo_ = connect.echo;
+      if (connect.name) name_.assign(*connect.name);
+      spdlog::debug("client {} ({}) connect: name='{}' echo={}", client_id_, remote_, name_, echo_);
+      reply_ok();
+      return;
+    }
+    case proto::op::pub:
+      handle_pub(std::get<proto::pub_message>(frame_.body));
+      return;
+    case proto::op::sub:
+      handle_sub(std::get<proto::sub_message>(frame_.body));
+      return;
+    case proto::op::unsub:
+      handle_unsub(std::get<proto::unsub_message>(frame_.body));
+      return;
+    case proto::op::ping:
+      scratch_.clear();
+      proto::encode_pong(scratch_, frame_.id.raw);
+      queue_control(scratch_);
+      return;
+    case proto::op::pong:
+      pings_out_ = 0;
+      reply_ok();
+      return;
+    default:
+      return;
+  }
+}
+
+void session::handle_pub(const proto::pub_message& pub) {
+  if (proto::is_reserved_topic(pub.topic)) {
+    reply_err(proto::error_code::permission_denied, "topics beginning with '$' are reserved");
+    return;
+  }
+  const std::size_t deliveries = loop_.route.publish(this, echo_, pub, loop_.batch);
+  if (!pub.reply.empty() && deliveries == 0) {
+    reply_err(proto::error_code::no_responders, "no subscription received the request", true,
+              pub.reply);
+    return;
+  }
+  reply_ok();
+}
+
+void session::handle_sub(const proto::sub_message& sub) {
+  auto it = subscriptions_.find(sub.sid);
+  if (it != subscriptions_.end()) {
+    if (it->second->live.load(std::memory_order_acquire)) {
+      reply_err(proto::error_code::bad_request, "'sid' is already in use on this connection");
+      return;
+    }
+    subscriptions_.erase(it);  // ended by `max`; its sid is free again
+  }
+  if (subscriptions_.size() >= server_.settings.max_subscriptions) {
+    reply_err(proto::error_code::too_many_subscriptions,
+              "subscription limit of this connection reached");
+    return;
+  }
+  auto entry = std::make_shared<subscription>(shared_from_this(), sub.sid, std::string(sub.topic),
+                                              std::string(sub.queue));
+  subscriptions_.emplace(sub.sid, entry);
+  server_.index.insert(entry);
+  reply_ok();
+}
+
+void session::handle_unsub(const proto::unsub_message& unsub) {
+  const auto it = subscriptions_.find(unsub.sid);
+  if (it != subscriptions_.end()) {
+    const auto entry = it->second;
+    if (unsub.max == 0) {
+      remove_subscription(entry);
+    } else {
+      entry->max_deliveries.store(unsub.max, std::memory_order_release);
+      if (entry->delivered.load(std::memory_order_acquire) >= unsub.max) {
+        remove_subscription(entry);
+      }
+    }
+  }
+  reply_ok();
+}
+
+// ---------------------------------------------------------------------------------------
+// Queueing
+
+bool session::enqueue_msg(std::uint64_t sid, const shared_body& body) {
+  const proto::msg_prefix prefix(sid, body.size());
+  std::lock_guard lock(mutex_);
+  if (!accepting_) return false;
+  if (queue_.would_overflow(prefix.size() + body.size())) {
+    if (server_.settings.slow_consumer == slow_consumer_policy::drop) {
+      ++dropped_;
+      server_.stats.messages_dropped.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    // Close policy: stop taking messages and have the loop cut the connection, even if
+    // a (stuck) write is in flight.
+    overflowed_ = true;
+    accepting_ = false;
+    queue_.clear();
+    wake_due_ = true;
+    return true;
+  }
+  queue_.push_msg(prefix, body);
+  const bool wake_needed = !wake_due_;
+  wake_due_ = true;
+  return wake_needed;
+}
+
+void session::queue_control(std::string_view frame) {
+  bool wake_needed = false;
+  bool over = false;
+  {
+    std::lock_guard lock(mutex_);
+    over = queue_.would_overflow(frame.size());
+    queue_.push_frame(shared_body::copy_of(frame));
+    wake_needed = !wake_due_;
+    wake_due_ = true;
+  }
+  if (wake_needed) loop_.batch.add(shared_from_this());
+  if (over && state_ == state::open) {
+    // The client sends requests without reading the answers.
+    if (server_.settings.slow_consumer == slow_consumer_policy::close) {
+      cut_slow_consumer("its replies passed max_pending");
+    } else {
+      read_paused_ = true;  // resume once the writer has caught up
+    }
+  }
+}
+
+void session::reply_ok() {
+  if (!frame_.id.present()) return;
+  scratch_.clear();
+  proto::encode_ok(scratch_, frame_.id.raw);
+  queue_control(scratch_);
+}
+
+void session::reply_err(proto::error_code code, std::string_view message, bool with_id,
+                        std::string_view topic) {
+  scratch_.clear();
+  proto::encode_err(scratch_, code, message, with_id ? frame_.id.raw : std::string_view{}, topic);
+  queue_control(scratch_);
+}
+
+void session::wake() {
+  if (loop_.io.get_executor().running_in_this_thread()) {
+    start_write();
+  } else {
+    asio::post(loop_.io, [self = shared_from_this()] { self->start_write(); });
+  }
+}
+
+void session::expire(const std::shared_ptr<subscription>& sub) {
+  // Stop matching at once; the map belongs to the loop.
+  server_.index.remove(sub);
+  asio::post(loop_.io, [self = shared_from_this(), sub] {
+    const auto it = self->subscriptions_.find(sub->sid);
+    if (it != self->subscriptions_.end() && it->second == sub) self->subscriptions_.erase(it);
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Writing
+
+void session::start_write() {
+  if (state_ == state::closed) return;
+  bool overflowed = false;
+  std::size_t bytes = 0;
+  {
+    std::lock_guard lock(mutex_);
+    overflowed = overflowed_;
+    if (!overflowed && !writing_) {
+      bytes = queue_.take(in_flight_, max_batch_frames, max_batch_bytes);
+      if (bytes == 0) wake_due_ = false;
+    }
+  }
+  if (overflowed) {
+    cut_slow_consumer("max_pending passed");
+    return;
+  }
+  if (writing_) return;
+  if (bytes == 0) {
+    if (state_ == state::flushing) {
+      // The final err is out: half-close, and linger or close.
+      boost::system::error_code ec;
+      socket_.shutdown(tcp::socket::shutdown_send, ec);
+      if (linger_) {
+        state_ = state::lingering;
+        linger_until_ = clock::now() + linger_after_error;
+        wait_readable();
+      } else {
+        close(finish_reason_);
+      }
+    }
+    return;
+  }
+
+  staging_.clear();
+  buffers_.clear();
+  std::size_t staged = 0;
+  for (const auto& frame : in_flight_) {
+    staged += frame.head_size + (frame.body.size() < gather_threshold ? frame.body.size() : 0);
+  }
+  staging_.reserve(staged);  // reserved up front: buffers below point into it
+  std::size_t run_start = 0;
+  for (const auto& frame : in_flight_) {
+    staging_.append(frame.head_view());
+    if (frame.body.size() < gather_threshold) {
+      staging_.append(frame.body.view());
+      continue;
+    }
+    if (staging_.size() > run_start) {
+      buffers_.emplace_back(staging_.data() + run_start, staging_.size() - run_start);
+      run_start = staging_.size();
+    }
+    buffers_.emplace_back(frame.body.data(), frame.body.size());
+  }
+  if (staging_.size() > run_start) {
+    buffers_.emplace_back(staging_.data() + run_start, staging_.size() - run_start);
+  }
+
+  writing_ = true;
+  write_started_ = clock::now();
+  in_flight_bytes_ = bytes;
+  asio::async_write(
+      socket_, buffers_,
+      [self = shared_from_this()](const boost::system::error_code& ec, std::size_t written) {
+        self->on_write(ec, written);
+      });
+}
+
+void session::on_write(const boost::system::error_code& ec, std::size_t /*bytes*/) {
+  writing_ = false;
+  std::uint64_t pending = 0;
+  {
+    std::lock_guard lock(mutex_);
+    queue_.complete(in_flight_bytes_);
+    pending = queue_.pending_bytes();
+  }
+  in_flight_bytes_ = 0;
+  in_flight_.clear();
+  if (in_flight_.capacity() > retained_in_flight)
+    std::vector<outbound_queue::entry>().swap(in_flight_);
+  if (staging_.capacity() > retained_staging) std::string().swap(staging_);
+  if (state_ == state::closed) return;
+  if (ec) {
+    close(close_reason::io_error);
+    return;
+  }
+  if (read_paused_ && pending <= server_.settings.max_pending / 2 && state_ == state::open) {
+    read_paused_ = false;
+    wait_readable();
+  }
+  start_write();
+}
+
+// ---------------------------------------------------------------------------------------
+// Periodic duties
+
+void session::tick(clock::time_point now) {
+  const auto& settings = server_.settings;
+  if (state_ == state::closed) return;
+  if (writing_ && now - write_started_ >= settings.write_deadline) {
+    cut_slow_consumer("a write made no progress within write_deadline");
+    return;
+  }
+  if (state_ == state::lingering && now >= linger_until_) {
+    close(finish_reason_);
+    return;
+  }
+  if (state_ != state::open || settings.ping_interval.count() == 0 || now < next_ping_) return;
+  if (pings_out_ >= settings.max_pings_out) {
+    finish(close_reason::stale_connection, proto::error_code::stale_connection,
+           "no pong to " + std::to_string(pings_out_) + " pings");
+    return;
+  }
+  ++pings_out_;
+  next_ping_ = now + settings.ping_interval;
+  scratch_.clear();
+  proto::encode_ping(scratch_);
+  queue_control(scratch_);
+}
+
+// ---------------------------------------------------------------------------------------
+// Ending
+
+void session::remove_subscription(const std::shared_ptr<subscription>& sub) {
+  sub->live.store(false, std::memory_order_release);
+  server_.index.remove(sub);
+  const auto it = subscriptions_.find(sub->sid);
+  if (it != subscriptions_.end() && it->second == sub) subscriptions_.erase(it);
+}
+
+void session::drop_all_subscriptions() {
+  for (auto& [sid, sub] : subscriptions_) {
+    sub->live.store(false, std::memory_order_release);
+    server_.index.remove(sub);
+  }
+  // Breaks the session -> subscription -> session cycle.
+  subscriptions_.clear();
+}
+
+void session::finish(close_reason reason, std::optional<proto::error_code> code,
+                     std::string_view message, bool linger) {
+  if (state_ != state::open) return;
+  state_ = state::flushing;
+  finish_reason_ = reason;
+  linger_ = linger;
+  drop_all_subscriptions();
+  {
+    std::lock_guard lock(mutex_);
+    accepting_ = false;
+  }
+  if (code) {
+    std::string frame;
+    proto::encode_err(frame, *code, message);
+    queue_control(frame);
+  }
+  // Make sure the writer runs even if nothing else wakes it.
+  loop_.batch.add(shared_from_this());
+}
+
+void session::cut_slow_consumer(std::string_view why) {
+  if (state_ == state::closed) return;
+  server_.stats.slow_consumers.fetch_add(1, std::memory_order_relaxed);
+  std::uint64_t pending = 0;
+  {
+    std::lock_guard lock(mutex_);
+    accepting_ = false;
+    pending = queue_.pending_bytes();
+    queue_.clear();
+  }
+  spdlog::warn("client {} ({}) is a slow consumer: {} ({} bytes pending)", client_id_, remote_, why,
+               pending);
+  drop_all_subscriptions();
+  if (!writing_) {
+    // Best effort: the err goes out only if the socket buffer takes it right now.
+    std::string frame;
+    proto::encode_err(frame, proto::error_code::slow_consumer,
+                      "outbound backlog passed max_pending or a write missed write_deadline");
+    boost::system::error_code ec;
+    socket_.write_some(asio::buffer(frame), ec);
+  }
+  close(close_reason::slow_consumer);
+}
+
+void session::close(close_reason reason) {
+  if (state_ == state::closed) return;
+  const auto self = shared_from_this();  // unregistering below drops the registry's reference
+  state_ = state::closed;
+  drop_all_subscriptions();
+  std::uint64_t dropped = 0;
+  {
+    std::lock_guard lock(mutex_);
+    accepting_ = false;
+    queue_.clear();
+    dropped = dropped_;
+  }
+  boost::system::error_code ec;
+  socket_.close(ec);
+  loop_.sessions.erase(client_id_);
+  if (counted_) server_.active_connections.fetch_sub(1, std::memory_order_relaxed);
+  const auto level =
+      reason == close_reason::client_closed || reason == close_reason::server_shutdown
+          ? spdlog::level::info
+          : spdlog::level::warn;
+  spdlog::log(level, "client {} ({}{}{}) closed: {}, {} frames in{}", client_id_, remote_,
+              name_.empty() ? "" : " ", name_, to_string(reason), frames_seen_,
+              dropped == 0 ? std::string() : ", " + std::to_string(dropped) + " messages dropped");
+  if (server_.on_session_closed) server_.on_session_closed();
+}
+
+}  // namespace tidings::broker

@@ -1,0 +1,31 @@
+#include "test_broker.hpp"
+
+namespace tidings::test {
+
+broker::config test_broker::default_settings() {
+  broker::config settings;
+  settings.threads = 2;
+  settings.log_level = "warn";
+  return settings;
+}
+
+test_broker::test_broker(broker::config settings) {
+  settings.host = "127.0.0.1";
+  settings.port = 0;
+  server_ = std::make_unique<broker::server>(settings);
+  server_->listen();
+  port_ = server_->local_endpoint().port();
+  thread_ = std::thread([this] { server_->run(); });
+}
+
+test_broker::~test_broker() {
+  stop();
+}
+
+void test_broker::stop() {
+  if (!thread_.joinable()) return;
+  server_->stop();
+  thread_.join();
+}
+
+}  // namespace tidings::test
