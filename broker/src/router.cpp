@@ -11,9 +11,11 @@ void delivery_batch::flush() {
 }
 
 bool router::claim_delivery(const std::shared_ptr<subscription>& sub) {
+  // Counted even without a limit: `unsub` with `max` counts every delivery since the
+  // subscription was made.
+  const std::uint64_t count = sub->delivered.fetch_add(1, std::memory_order_acq_rel) + 1;
   const std::uint64_t limit = sub->max_deliveries.load(std::memory_order_acquire);
   if (limit == 0) return true;
-  const std::uint64_t count = sub->delivered.fetch_add(1, std::memory_order_acq_rel) + 1;
   if (count > limit) return false;
   if (count == limit) {
     sub->live.store(false, std::memory_order_release);

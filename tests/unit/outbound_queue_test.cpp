@@ -1,0 +1,125 @@
+#include "tidings/broker/outbound_queue.hpp"
+
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace tidings::broker {
+namespace {
+
+std::string bytes_of(const outbound_queue::entry& e) {
+  return std::string(e.head_view()) + std::string(e.body.view());
+}
+
+TEST(outbound_queue, counts_queued_and_in_flight_bytes_against_the_limit) {
+  outbound_queue queue(100);
+  const auto body = shared_body::copy_of(std::string(40, 'x'));
+  const protocol::msg_prefix prefix(1, body.size());
+  const std::size_t frame = prefix.size() + body.size();
+  EXPECT_FALSE(queue.would_overflow(frame));
+  queue.push_msg(prefix, body);
+  EXPECT_EQ(queue.pending_bytes(), frame);
+  EXPECT_TRUE(queue.would_overflow(100 - frame + 1));
+  EXPECT_FALSE(queue.would_overflow(100 - frame));
+
+  std::vector<outbound_queue::entry> batch;
+  EXPECT_EQ(queue.take(batch, 16, 1 << 20), frame);
+  EXPECT_TRUE(queue.empty());
+  // In flight still counts until the write completes.
+  EXPECT_EQ(queue.pending_bytes(), frame);
+  queue.complete(frame);
+  EXPECT_EQ(queue.pending_bytes(), 0U);
+}
+
+TEST(outbound_queue, msg_entries_are_prefix_plus_shared_body) {
+  outbound_queue queue(1 << 20);
+  std::string body_text;
+  protocol::encode_msg_body(body_text, "a.b", "[1,2]");
+  const auto body = shared_body::copy_of(body_text);
+  queue.push_msg(protocol::msg_prefix(5, body.size()), body);
+  queue.push_msg(protocol::msg_prefix(12345, body.size()), body);
+
+  std::vector<outbound_queue::entry> batch;
+  queue.take(batch, 16, 1 << 20);
+  ASSERT_EQ(batch.size(), 2U);
+  EXPECT_EQ(batch[0].body.data(), batch[1].body.data());  // shared, not copied
+
+  std::string expected;
+  protocol::encode_msg(expected, {5, "a.b", "[1,2]", {}, {}});
+  EXPECT_EQ(bytes_of(batch[0]), expected);
+  expected.clear();
+  protocol::encode_msg(expected, {12345, "a.b", "[1,2]", {}, {}});
+  EXPECT_EQ(bytes_of(batch[1]), expected);
+}
+
+TEST(outbound_queue, take_respects_frame_and_byte_caps_but_always_makes_progress) {
+  outbound_queue queue(1 << 20);
+  for (int i = 0; i < 10; ++i)
+    queue.push_frame(shared_body::copy_of(std::string(100, 'a')));
+  std::vector<outbound_queue::entry> batch;
+  EXPECT_EQ(queue.take(batch, 3, 1 << 20), 300U);
+  EXPECT_EQ(batch.size(), 3U);
+  batch.clear();
+  EXPECT_EQ(queue.take(batch, 100, 250), 200U);
+  EXPECT_EQ(batch.size(), 2U);
+  batch.clear();
+  // A frame larger than the byte cap still goes out alone.
+  EXPECT_EQ(queue.take(batch, 100, 10), 100U);
+  EXPECT_EQ(batch.size(), 1U);
+  EXPECT_EQ(queue.queued_frames(), 4U);
+}
+
+TEST(outbound_queue, preserves_order_across_takes_and_compaction) {
+  outbound_queue queue(1 << 30);
+  constexpr int count = 5000;
+  for (int i = 0; i < count; ++i)
+    queue.push_frame(shared_body::copy_of(std::to_string(i)));
+  std::vector<outbound_queue::entry> batch;
+  int next = 0;
+  while (!queue.empty()) {
+    batch.clear();
+    const auto bytes = queue.take(batch, 7, 1 << 20);
+    std::size_t sum = 0;
+    for (const auto& e : batch) {
+      EXPECT_EQ(std::string(e.body.view()), std::to_string(next++));
+      sum += e.size();
+    }
+    EXPECT_EQ(bytes, sum);
+    queue.complete(bytes);
+    // A frame pushed while a batch is out lands behind everything queued.
+    if (next == 2002) queue.push_frame(shared_body::copy_of(std::to_string(count)));
+  }
+  EXPECT_EQ(next, count + 1);
+  EXPECT_EQ(queue.pending_bytes(), 0U);
+}
+
+TEST(outbound_queue, clear_drops_queued_frames_but_not_the_batch_in_flight) {
+  outbound_queue queue(1 << 20);
+  for (int i = 0; i < 4; ++i)
+    queue.push_frame(shared_body::copy_of("abcd"));
+  std::vector<outbound_queue::entry> batch;
+  queue.take(batch, 1, 1 << 20);
+  EXPECT_EQ(queue.clear(), 3U);
+  EXPECT_EQ(queue.pending_bytes(), 4U);  // the one in flight
+  queue.complete(4);
+  EXPECT_EQ(queue.pending_bytes(), 0U);
+  EXPECT_EQ(std::string(batch[0].body.view()), "abcd");
+}
+
+TEST(shared_body, copies_share_one_buffer_and_free_it_with_the_last) {
+  auto body = shared_body::copy_of("payload");
+  const char* data = body.data();
+  {
+    shared_body copy = body;
+    shared_body moved = std::move(copy);
+    EXPECT_EQ(moved.data(), data);
+    EXPECT_FALSE(copy);  // NOLINT(bugprone-use-after-move): moved-from is empty by contract
+  }
+  EXPECT_EQ(body.view(), "payload");
+  shared_body empty;
+  EXPECT_EQ(empty.size(), 0U);
+}
+
+}  // namespace
+}  // namespace tidings::broker
