@@ -23,6 +23,8 @@ constexpr std::size_t max_batch_bytes = 256 * 1024;
 constexpr std::size_t retained_staging = 64 * 1024;
 constexpr std::size_t retained_in_flight = 1024;
 constexpr auto linger_after_error = std::chrono::seconds(1);
+// Reads of a full buffer before a busy connection yields to the loop's other sessions.
+constexpr int max_reads_per_turn = 16;
 
 std::string describe_endpoint(const tcp::socket& socket) {
   boost::system::error_code ec;
@@ -72,7 +74,7 @@ void session::start() {
   proto::encode_info(scratch_, info);
   queue_control(scratch_);
   next_ping_ = clock::now() + settings.ping_interval;
-  wait_readable();
+  resume_reading();  // bytes may have arrived before the socket was registered
   loop_.batch.flush();
 }
 
@@ -114,6 +116,12 @@ void session::wait_readable() {
       [self = shared_from_this()](const boost::system::error_code& ec) { self->on_readable(ec); });
 }
 
+void session::resume_reading() {
+  if (reading_) return;
+  reading_ = true;
+  asio::post(loop_.io, [self = shared_from_this()] { self->on_readable({}); });
+}
+
 void session::on_readable(const boost::system::error_code& ec) {
   reading_ = false;
   if (state_ == state::closed) return;
@@ -121,27 +129,34 @@ void session::on_readable(const boost::system::error_code& ec) {
     close(close_reason::io_error);
     return;
   }
-  // While flushing a final err without linger, the client's input no longer matters.
-  if (state_ == state::flushing && !linger_) return;
-
-  boost::system::error_code read_ec;
-  const std::size_t n = socket_.read_some(asio::buffer(loop_.read_buffer), read_ec);
-  if (read_ec == asio::error::would_block || read_ec == asio::error::try_again) {
-    wait_readable();
-    return;
-  }
-  if (read_ec) {
-    if (read_ec == asio::error::eof) {
-      close(state_ == state::open ? close_reason::client_closed : finish_reason_);
-    } else {
-      close(state_ == state::open ? close_reason::io_error : finish_reason_);
+  for (int round = 0; round < max_reads_per_turn; ++round) {
+    // While flushing a final err without linger, the client's input no longer matters.
+    if (state_ == state::flushing && !linger_) return;
+    boost::system::error_code read_ec;
+    const std::size_t n = socket_.read_some(asio::buffer(loop_.read_buffer), read_ec);
+    if (read_ec == asio::error::would_block || read_ec == asio::error::try_again) {
+      wait_readable();
+      return;
     }
-    return;
+    if (read_ec) {
+      const bool orderly = read_ec == asio::error::eof;
+      close(state_ != state::open ? finish_reason_
+            : orderly             ? close_reason::client_closed
+                                  : close_reason::io_error);
+      return;
+    }
+    if (state_ == state::open) process(std::string_view(loop_.read_buffer.data(), n));
+    // One wake-up per destination for everything this read published.
+    loop_.batch.flush();
+    if (state_ == state::closed || read_paused_) return;
+    // The reactor is edge-triggered and async_wait does not read first: wait only once
+    // the socket is known drained, so the next arrival is a fresh edge.
+    if (n < loop_.read_buffer.size()) {
+      wait_readable();
+      return;
+    }
   }
-  if (state_ == state::open) process(std::string_view(loop_.read_buffer.data(), n));
-  // One wake-up per destination for everything this read published.
-  loop_.batch.flush();
-  if (state_ != state::closed && !read_paused_) wait_readable();
+  resume_reading();  // more may be waiting: let the loop's other sessions go first
 }
 
 void session::process(std::string_view bytes) {
@@ -383,7 +398,7 @@ void session::start_write() {
       if (linger_) {
         state_ = state::lingering;
         linger_until_ = clock::now() + linger_after_error;
-        wait_readable();
+        resume_reading();
       } else {
         close(finish_reason_);
       }
@@ -445,7 +460,7 @@ void session::on_write(const boost::system::error_code& ec, std::size_t /*bytes*
   }
   if (read_paused_ && pending <= server_.settings.max_pending / 2 && state_ == state::open) {
     read_paused_ = false;
-    wait_readable();
+    resume_reading();
   }
   start_write();
 }

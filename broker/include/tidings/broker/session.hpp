@@ -65,7 +65,10 @@ class session final : public subscriber, public std::enable_shared_from_this<ses
  private:
   enum class state : std::uint8_t { open, flushing, lingering, closed };
 
+  // Parks on readiness; only once a read found the socket drained.
   void wait_readable();
+  // Reads at once (from a posted handler): when data may already be waiting.
+  void resume_reading();
   void on_readable(const boost::system::error_code& ec);
   void process(std::string_view bytes);
   void handle_frame(std::string_view body);
