@@ -1,26 +1,28 @@
 #include "tidings/broker/outbound_queue.hpp"
 
 #include <algorithm>
-#include <cstring>
 
 namespace tidings::broker {
 
-void outbound_queue::push_msg(const protocol::msg_prefix& prefix, shared_body body) {
-  entry& e = frames_.emplace_back();
-  e.body = std::move(body);
-  std::memcpy(e.head.data(), prefix.data(), prefix.size());
-  e.head_size = static_cast<std::uint8_t>(prefix.size());
-  pending_ += e.size();
+void outbound_queue::push_msg(std::uint64_t sid, const shared_body& body, std::size_t wire_size) {
+  frames_.push_back(entry{body, sid});
+  pending_ += wire_size;
 }
 
 void outbound_queue::push_frame(shared_body frame) {
-  entry& e = frames_.emplace_back();
-  e.body = std::move(frame);
-  pending_ += e.size();
+  pending_ += frame.size();
+  frames_.push_back(entry{std::move(frame), 0});
 }
 
 std::size_t outbound_queue::take(std::vector<entry>& batch, std::size_t max_frames,
                                  std::size_t max_bytes) {
+  // Common case: the writer is idle and everything queued fits one batch. Swapping hands
+  // it over in O(1) and gives the queue the batch's old storage to refill.
+  if (head_ == 0 && batch.empty() && frames_.size() <= max_frames && pending_ <= max_bytes) {
+    batch.swap(frames_);
+    frames_.clear();
+    return pending_;
+  }
   std::size_t bytes = 0;
   std::size_t taken = 0;
   while (head_ < frames_.size() && taken < max_frames) {

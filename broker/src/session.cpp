@@ -1,5 +1,8 @@
 #include "tidings/broker/session.hpp"
 
+#include <algorithm>
+#include <cstring>
+
 #include <spdlog/spdlog.h>
 
 #include "tidings/protocol/encoder.hpp"
@@ -17,10 +20,13 @@ namespace proto = tidings::protocol;
 // Frames whose body is at least this large are gathered by reference; smaller ones are
 // copied into the staging buffer, since a syscall per few dozen bytes costs far more.
 constexpr std::size_t gather_threshold = 1024;
-constexpr std::size_t max_batch_frames = 4096;
-constexpr std::size_t max_batch_bytes = 256 * 1024;
+constexpr std::size_t max_batch_frames = 8192;
+constexpr std::size_t max_batch_bytes = 512 * 1024;
 // Beyond this, a write buffer grown for a burst is released after the write.
-constexpr std::size_t retained_staging = 64 * 1024;
+constexpr std::size_t min_staging = 64 * 1024;
+// Write buffers a loop keeps for reuse, and the largest it keeps.
+constexpr std::size_t pooled_buffers = 8;
+constexpr std::size_t max_pooled_capacity = 2 * 1024 * 1024;
 constexpr std::size_t retained_in_flight = 1024;
 constexpr auto linger_after_error = std::chrono::seconds(1);
 // Reads of a full buffer before a busy connection yields to the loop's other sessions.
@@ -295,10 +301,10 @@ void session::handle_unsub(const proto::unsub_message& unsub) {
 // Queueing
 
 bool session::enqueue_msg(std::uint64_t sid, const shared_body& body) {
-  const proto::msg_prefix prefix(sid, body.size());
+  const std::size_t wire_size = proto::msg_prefix_size(sid) + body.size();
   std::lock_guard lock(mutex_);
   if (!accepting_) return false;
-  if (queue_.would_overflow(prefix.size() + body.size())) {
+  if (queue_.would_overflow(wire_size)) {
     if (server_.settings.slow_consumer == slow_consumer_policy::drop) {
       ++dropped_;
       server_.stats.messages_dropped.fetch_add(1, std::memory_order_relaxed);
@@ -312,7 +318,7 @@ bool session::enqueue_msg(std::uint64_t sid, const shared_body& body) {
     wake_due_ = true;
     return true;
   }
-  queue_.push_msg(prefix, body);
+  queue_.push_msg(sid, body, wire_size);
   const bool wake_needed = !wake_due_;
   wake_due_ = true;
   return wake_needed;
@@ -406,29 +412,39 @@ void session::start_write() {
     return;
   }
 
-  staging_.clear();
   buffers_.clear();
   std::size_t staged = 0;
   for (const auto& frame : in_flight_) {
-    staged += frame.head_size + (frame.body.size() < gather_threshold ? frame.body.size() : 0);
+    staged += frame.is_msg() ? proto::msg_prefix::capacity : 0;
+    if (frame.body.size() < gather_threshold) staged += frame.body.size();
   }
-  staging_.reserve(staged);  // reserved up front: buffers below point into it
-  std::size_t run_start = 0;
+  if (staging_.capacity < staged) {
+    auto& pool = loop_.write_buffers;
+    if (!pool.empty() && pool.back().capacity >= staged) {
+      staging_ = std::move(pool.back());
+      pool.pop_back();
+    } else {
+      const std::size_t capacity = std::max(staged, min_staging);
+      staging_.data = std::make_unique_for_overwrite<char[]>(capacity);
+      staging_.capacity = capacity;
+    }
+  }
+  // Buffers below point into staging_, which stays put until the write completes.
+  char* out = staging_.data.get();
+  const char* run_start = out;
   for (const auto& frame : in_flight_) {
-    staging_.append(frame.head_view());
+    if (frame.is_msg()) out += proto::write_msg_prefix(out, frame.sid, frame.body.size());
     if (frame.body.size() < gather_threshold) {
-      staging_.append(frame.body.view());
+      std::memcpy(out, frame.body.data(), frame.body.size());
+      out += frame.body.size();
       continue;
     }
-    if (staging_.size() > run_start) {
-      buffers_.emplace_back(staging_.data() + run_start, staging_.size() - run_start);
-      run_start = staging_.size();
-    }
+    if (out > run_start)
+      buffers_.emplace_back(run_start, static_cast<std::size_t>(out - run_start));
+    run_start = out;
     buffers_.emplace_back(frame.body.data(), frame.body.size());
   }
-  if (staging_.size() > run_start) {
-    buffers_.emplace_back(staging_.data() + run_start, staging_.size() - run_start);
-  }
+  if (out > run_start) buffers_.emplace_back(run_start, static_cast<std::size_t>(out - run_start));
 
   writing_ = true;
   write_started_ = clock::now();
@@ -452,7 +468,13 @@ void session::on_write(const boost::system::error_code& ec, std::size_t /*bytes*
   in_flight_.clear();
   if (in_flight_.capacity() > retained_in_flight)
     std::vector<outbound_queue::entry>().swap(in_flight_);
-  if (staging_.capacity() > retained_staging) std::string().swap(staging_);
+  auto& pool = loop_.write_buffers;
+  if (staging_.capacity != 0) {
+    if (pool.size() < pooled_buffers && staging_.capacity <= max_pooled_capacity) {
+      pool.push_back(std::move(staging_));
+    }
+    staging_ = {};
+  }
   if (state_ == state::closed) return;
   if (ec) {
     close(close_reason::io_error);

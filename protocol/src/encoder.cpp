@@ -215,15 +215,27 @@ void encode_msg(std::string& out, const msg_message& msg) {
   out += body;
 }
 
-msg_prefix::msg_prefix(std::uint64_t sid, std::size_t body_size) noexcept {
-  char* const json_start = bytes_.data() + frame_prefix_size;
+std::size_t write_msg_prefix(char* out, std::uint64_t sid, std::size_t body_size) noexcept {
+  char* const json_start = out + frame_prefix_size;
   std::memcpy(json_start, msg_head.data(), msg_head.size());
   char* p = json_start + msg_head.size();
-  p = std::to_chars(p, bytes_.data() + capacity - 1, sid).ptr;
+  p = std::to_chars(p, out + msg_prefix::capacity - 1, sid).ptr;
   *p++ = ',';
   const auto json_size = static_cast<std::size_t>(p - json_start);
-  store_frame_length(bytes_.data(), static_cast<std::uint32_t>(json_size + body_size));
-  size_ = static_cast<std::uint8_t>(frame_prefix_size + json_size);
+  store_frame_length(out, static_cast<std::uint32_t>(json_size + body_size));
+  return frame_prefix_size + json_size;
 }
+
+std::size_t msg_prefix_size(std::uint64_t sid) noexcept {
+  std::size_t digits = 1;
+  while (sid >= 10) {
+    sid /= 10;
+    ++digits;
+  }
+  return frame_prefix_size + msg_head.size() + digits + 1;
+}
+
+msg_prefix::msg_prefix(std::uint64_t sid, std::size_t body_size) noexcept
+    : size_(static_cast<std::uint8_t>(write_msg_prefix(bytes_.data(), sid, body_size))) {}
 
 }  // namespace tidings::protocol

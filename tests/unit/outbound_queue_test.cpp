@@ -8,17 +8,19 @@
 namespace tidings::broker {
 namespace {
 
+// The bytes an entry puts on the wire, formatted as the session's writer does.
 std::string bytes_of(const outbound_queue::entry& e) {
-  return std::string(e.head_view()) + std::string(e.body.view());
+  std::string head;
+  if (e.is_msg()) head = protocol::msg_prefix(e.sid, e.body.size()).view();
+  return head + std::string(e.body.view());
 }
 
 TEST(outbound_queue, counts_queued_and_in_flight_bytes_against_the_limit) {
   outbound_queue queue(100);
   const auto body = shared_body::copy_of(std::string(40, 'x'));
-  const protocol::msg_prefix prefix(1, body.size());
-  const std::size_t frame = prefix.size() + body.size();
+  const std::size_t frame = protocol::msg_prefix(1, body.size()).size() + body.size();
   EXPECT_FALSE(queue.would_overflow(frame));
-  queue.push_msg(prefix, body);
+  queue.push_msg(1, body, frame);
   EXPECT_EQ(queue.pending_bytes(), frame);
   EXPECT_TRUE(queue.would_overflow(100 - frame + 1));
   EXPECT_FALSE(queue.would_overflow(100 - frame));
@@ -37,13 +39,15 @@ TEST(outbound_queue, msg_entries_are_prefix_plus_shared_body) {
   std::string body_text;
   protocol::encode_msg_body(body_text, "a.b", "[1,2]");
   const auto body = shared_body::copy_of(body_text);
-  queue.push_msg(protocol::msg_prefix(5, body.size()), body);
-  queue.push_msg(protocol::msg_prefix(12345, body.size()), body);
+  queue.push_msg(5, body, protocol::msg_prefix_size(5) + body.size());
+  queue.push_msg(12345, body, protocol::msg_prefix_size(12345) + body.size());
 
   std::vector<outbound_queue::entry> batch;
   queue.take(batch, 16, 1 << 20);
   ASSERT_EQ(batch.size(), 2U);
   EXPECT_EQ(batch[0].body.data(), batch[1].body.data());  // shared, not copied
+  EXPECT_EQ(batch[0].size(), bytes_of(batch[0]).size());
+  EXPECT_EQ(batch[1].size(), bytes_of(batch[1]).size());
 
   std::string expected;
   protocol::encode_msg(expected, {5, "a.b", "[1,2]", {}, {}});
@@ -105,6 +109,13 @@ TEST(outbound_queue, clear_drops_queued_frames_but_not_the_batch_in_flight) {
   queue.complete(4);
   EXPECT_EQ(queue.pending_bytes(), 0U);
   EXPECT_EQ(std::string(batch[0].body.view()), "abcd");
+}
+
+TEST(outbound_queue, msg_prefix_size_matches_the_written_prefix) {
+  for (const std::uint64_t sid : {1ULL, 9ULL, 10ULL, 99ULL, 100ULL, (1ULL << 53) - 1}) {
+    char out[protocol::msg_prefix::capacity];
+    EXPECT_EQ(protocol::write_msg_prefix(out, sid, 7), protocol::msg_prefix_size(sid)) << sid;
+  }
 }
 
 TEST(shared_body, copies_share_one_buffer_and_free_it_with_the_last) {

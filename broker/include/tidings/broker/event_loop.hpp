@@ -16,6 +16,11 @@ namespace tidings::broker {
 
 class session;
 
+struct write_buffer {
+  std::unique_ptr<char[]> data;
+  std::size_t capacity = 0;
+};
+
 struct event_loop {
   explicit event_loop(subscription_index& index) : route(index), sweep_timer(io) {}
 
@@ -29,6 +34,10 @@ struct event_loop {
   std::unordered_map<std::uint64_t, std::shared_ptr<session>> sessions;
   asio::steady_timer sweep_timer;
   std::vector<std::shared_ptr<session>> sweep_scratch;
+
+  // Write buffers lent to sessions for the duration of one write, so that an idle
+  // connection holds none and a busy one does not make the allocator trim and regrow.
+  std::vector<write_buffer> write_buffers;
 };
 
 }  // namespace tidings::broker

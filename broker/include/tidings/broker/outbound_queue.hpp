@@ -3,8 +3,8 @@
 // A connection's outbound frames, bounded in bytes. No I/O: the session's writer takes a
 // batch, writes it with one gather write, then reports completion.
 //
-// A `msg` is a small per-subscriber head (length prefix, op, sid) plus a reference to the
-// body shared by all subscribers of that message; other frames are a body alone.
+// A `msg` is the subscriber's sid plus a reference to the body shared by all subscribers
+// of that message; other frames are a body alone.
 // Batches are moved out of the queue while they are written, so frames queued during a
 // write never move the bytes under it.
 //
@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "tidings/broker/shared_body.hpp"
@@ -22,13 +23,16 @@ namespace tidings::broker {
 
 class outbound_queue {
  public:
+  // 16 bytes: a delivery costs a reference to the shared body and the subscriber's sid;
+  // the per-subscriber head is formatted only when the frame is written.
   struct entry {
     shared_body body;
-    std::array<char, protocol::msg_prefix::capacity> head;
-    std::uint8_t head_size = 0;
+    std::uint64_t sid = 0;  // 0: `body` is a whole frame (info, ok, err, ping, pong)
 
-    std::size_t size() const noexcept { return head_size + body.size(); }
-    std::string_view head_view() const noexcept { return {head.data(), head_size}; }
+    bool is_msg() const noexcept { return sid != 0; }
+    std::size_t size() const noexcept {
+      return (is_msg() ? protocol::msg_prefix_size(sid) : 0) + body.size();
+    }
   };
 
   explicit outbound_queue(std::uint64_t max_pending) noexcept : max_pending_(max_pending) {}
@@ -36,12 +40,14 @@ class outbound_queue {
   // Whether `bytes` more would pass max_pending (queued plus in-flight bytes).
   bool would_overflow(std::size_t bytes) const noexcept { return pending_ + bytes > max_pending_; }
 
-  void push_msg(const protocol::msg_prefix& prefix, shared_body body);
+  // `wire_size` is what the frame will take on the wire (entry::size()); the caller has
+  // it already from checking the limit.
+  void push_msg(std::uint64_t sid, const shared_body& body, std::size_t wire_size);
   void push_frame(shared_body frame);
 
   // Moves frames from the front into `batch` (which the caller keeps alive until the
   // write completes) until `max_frames` or `max_bytes` is reached; at least one frame if
-  // any is queued. Returns the bytes moved.
+  // any is queued. Returns the bytes moved. Call it only with no batch in flight.
   std::size_t take(std::vector<entry>& batch, std::size_t max_frames, std::size_t max_bytes);
 
   // A batch of `bytes` taken earlier was written (or abandoned).

@@ -120,7 +120,7 @@ class session final : public subscriber, public std::enable_shared_from_this<ses
   // Writing side (loop only).
   std::vector<outbound_queue::entry> in_flight_;
   std::size_t in_flight_bytes_ = 0;
-  std::string staging_;
+  write_buffer staging_;  // borrowed from the loop while a write is in flight
   std::vector<asio::const_buffer> buffers_;
   bool writing_ = false;
   clock::time_point write_started_{};

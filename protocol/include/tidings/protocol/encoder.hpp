@@ -58,6 +58,11 @@ class msg_prefix {
   std::uint8_t size_ = 0;
 };
 
+// The per-subscriber part written straight into `out`, which must have room for
+// msg_prefix::capacity bytes. Returns the bytes written (msg_prefix_size(sid)).
+std::size_t write_msg_prefix(char* out, std::uint64_t sid, std::size_t body_size) noexcept;
+std::size_t msg_prefix_size(std::uint64_t sid) noexcept;
+
 // Appends the decimal form of an integer id (`raw_id` for encoders).
 void append_integer(std::string& out, std::int64_t value);
 
