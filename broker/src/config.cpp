@@ -21,8 +21,7 @@
 namespace tidings::broker {
 namespace {
 
-// CMake knows the project version but does not pass it to this target; keep the two in step.
-constexpr std::string_view version_line = "tidingsd 0.1.0";
+constexpr std::string_view version_line = "tidingsd " TIDINGS_VERSION;
 constexpr std::string_view program = "tidingsd";
 
 constexpr std::uint64_t max_size_bytes = std::uint64_t{1} << 63;
