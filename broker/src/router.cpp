@@ -31,6 +31,7 @@ void router::deliver(const std::shared_ptr<subscription>& sub, const shared_body
 
 std::size_t router::publish(const subscriber* publisher, bool echo,
                             const protocol::pub_message& pub, delivery_batch& batch) {
+  count(published_, 1);
   const std::shared_ptr<const match_result> targets = index_.match(pub.topic);
   if (targets->empty()) return 0;
 
@@ -67,6 +68,7 @@ std::size_t router::publish(const subscriber* publisher, bool echo,
       break;
     }
   }
+  count(delivered_, deliveries);
   return deliveries;
 }
 

@@ -228,7 +228,26 @@ void server::finish_stop() {
   work_.clear();
   for (auto& loop : loops_)
     loop->io.stop();
-  spdlog::info("stopped: {} connections served", context_.stats.connections_accepted.load());
+  const auto& stats = context_.stats;
+  spdlog::info(
+      "stopped: {} connections served ({} refused), {} messages published, {} deliveries, "
+      "{} slow consumers cut, {} messages dropped",
+      stats.connections_accepted.load(), stats.connections_refused.load(), messages_published(),
+      messages_delivered(), stats.slow_consumers.load(), stats.messages_dropped.load());
+}
+
+std::uint64_t server::messages_published() const noexcept {
+  std::uint64_t total = 0;
+  for (const auto& loop : loops_)
+    total += loop->route.published();
+  return total;
+}
+
+std::uint64_t server::messages_delivered() const noexcept {
+  std::uint64_t total = 0;
+  for (const auto& loop : loops_)
+    total += loop->route.delivered();
+  return total;
 }
 
 }  // namespace tidings::broker

@@ -7,6 +7,7 @@
 // once per read batch through delivery_batch, so a publisher sending 1000 messages in one
 // read causes one write per subscriber, not 1000.
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -59,14 +60,26 @@ class router {
   std::size_t publish(const subscriber* publisher, bool echo, const protocol::pub_message& pub,
                       delivery_batch& batch);
 
+  // Totals of this router (one per event loop). Written only by the loop's thread;
+  // readable from any thread.
+  std::uint64_t published() const noexcept { return published_.load(std::memory_order_relaxed); }
+  std::uint64_t delivered() const noexcept { return delivered_.load(std::memory_order_relaxed); }
+
  private:
   // Counts a delivery against the subscription's `max`; false if it is exhausted.
   static bool claim_delivery(const std::shared_ptr<subscription>& sub);
   void deliver(const std::shared_ptr<subscription>& sub, const shared_body& body,
                delivery_batch& batch);
 
+  // Single writer: a relaxed load and store, no read-modify-write on the hot path.
+  static void count(std::atomic<std::uint64_t>& counter, std::uint64_t n) noexcept {
+    counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+
   subscription_index& index_;
   std::string scratch_;
+  std::atomic<std::uint64_t> published_{0};
+  std::atomic<std::uint64_t> delivered_{0};
 };
 
 }  // namespace tidings::broker

@@ -42,6 +42,9 @@ class server {
   void stop();
 
   const server_stats& stats() const noexcept { return context_.stats; }
+  // Messages published and deliveries made, summed over the event loops.
+  std::uint64_t messages_published() const noexcept;
+  std::uint64_t messages_delivered() const noexcept;
   std::uint32_t connections() const noexcept { return context_.active_connections.load(); }
   const subscription_index& index() const noexcept { return context_.index; }
 

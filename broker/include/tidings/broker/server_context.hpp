@@ -17,8 +17,6 @@ namespace tidings::broker {
 struct server_stats {
   std::atomic<std::uint64_t> connections_accepted{0};
   std::atomic<std::uint64_t> connections_refused{0};
-  std::atomic<std::uint64_t> frames_in{0};
-  std::atomic<std::uint64_t> messages_published{0};
   std::atomic<std::uint64_t> messages_dropped{0};  // slow-consumer policy `drop`
   std::atomic<std::uint64_t> slow_consumers{0};    // connections closed as slow
 };
