@@ -45,7 +45,8 @@ frame_decoder::result frame_decoder::next(std::string_view input) {
     }
     // Slow path: gather the prefix, possibly over several inputs.
     const std::size_t take = std::min(frame_prefix_size - prefix_have_, input.size());
-    std::memcpy(prefix_.data() + prefix_have_, input.data(), take);
+    // An empty input may have a null data(): memcpy must not see it, even for 0 bytes.
+    if (take != 0) std::memcpy(prefix_.data() + prefix_have_, input.data(), take);
     prefix_have_ += take;
     used += take;
     if (prefix_have_ < frame_prefix_size) {

@@ -576,8 +576,11 @@ parse_result server_parser::parse(std::string_view body, server_frame& out) {
         return failure(error_code::bad_request, "'version' must be a string", true);
       }
       info.version = text.value_or(std::string_view{});
+      // info_message::proto is signed: a larger value must not wrap around.
       std::uint64_t proto = 1;
-      if (!optional_uint(field::proto, proto) || !optional_uint(field::max_frame, info.max_frame) ||
+      if ((m[field::proto].given() &&
+           !unsigned_value(m[field::proto], static_cast<std::uint64_t>(INT64_MAX), proto)) ||
+          !optional_uint(field::max_frame, info.max_frame) ||
           !optional_uint(field::max_pending, info.max_pending) ||
           !optional_uint(field::write_deadline_ms, info.write_deadline_ms) ||
           !optional_uint(field::client_id, info.client_id) ||
