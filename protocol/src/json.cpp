@@ -91,6 +91,26 @@ inline const char* find_special(const char* p, const char* end) noexcept {
   return end;
 }
 
+// JSON whitespace is 0x20, 0x09, 0x0A, 0x0D; compact JSON has none between tokens, so
+// the first test usually decides.
+inline const char* skip_ws(const char* p, const char* end) noexcept {
+  while (p < end && byte_at(p) <= ' ' && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+    ++p;
+  return p;
+}
+
+// The part of a string after its opening quote, from the first byte find_special
+// stopped at: escapes, UTF-8 validation, the closing quote.
+const char* scan_string_rest(const char* p, const char* end, bool& has_escapes) noexcept;
+
+// Validates a string whose opening quote is at p. Plain ASCII strings, the vast majority
+// of names and many values, finish with one vector scan and no call.
+inline const char* scan_string_inline(const char* p, const char* end, bool& has_escapes) noexcept {
+  p = find_special(p + 1, end);
+  if (p < end && *p == '"') return p + 1;
+  return scan_string_rest(p, end, has_escapes);
+}
+
 const char* scan_number(const char* p, const char* end) noexcept {
   if (p < end && *p == '-') ++p;
   if (p >= end) return nullptr;
@@ -145,17 +165,10 @@ void append_utf8(std::string& out, unsigned long cp) {
 
 }  // namespace
 
-const char* skip_whitespace(const char* p, const char* end) noexcept {
-  while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
-    ++p;
-  return p;
-}
+namespace {
 
-const char* scan_string(const char* p, const char* end, bool& has_escapes) noexcept {
-  if (p >= end || *p != '"') return nullptr;
-  ++p;
-  for (;;) {
-    p = find_special(p, end);
+const char* scan_string_rest(const char* p, const char* end, bool& has_escapes) noexcept {
+  for (;; p = find_special(p, end)) {
     if (p >= end) return nullptr;
     const unsigned char c = byte_at(p);
     if (c == '"') return p + 1;
@@ -199,6 +212,17 @@ const char* scan_string(const char* p, const char* end, bool& has_escapes) noexc
   }
 }
 
+}  // namespace
+
+const char* skip_whitespace(const char* p, const char* end) noexcept {
+  return skip_ws(p, end);
+}
+
+const char* scan_string(const char* p, const char* end, bool& has_escapes) noexcept {
+  if (p >= end || *p != '"') return nullptr;
+  return scan_string_inline(p, end, has_escapes);
+}
+
 const char* scan_value(const char* p, const char* end, int depth, kind& value_kind,
                        int max_depth) noexcept {
   // One bit per open container (set: object), so nesting costs no recursion.
@@ -227,7 +251,7 @@ value:
         object_bits[index / 64] =
             object ? (object_bits[index / 64] | bit) : (object_bits[index / 64] & ~bit);
       }
-      p = skip_whitespace(p + 1, end);
+      p = skip_ws(p + 1, end);
       if (p >= end) return nullptr;
       if (*p == (object ? '}' : ']')) {
         ++p;
@@ -239,7 +263,7 @@ value:
     }
     case '"':
       if (first) value_kind = kind::string;
-      p = scan_string(p, end, escapes);
+      p = scan_string_inline(p, end, escapes);
       break;
     case 't':
       if (first) value_kind = kind::boolean;
@@ -263,10 +287,10 @@ value:
 
 after_value:
   if (open == 0) return p;
-  p = skip_whitespace(p, end);
+  p = skip_ws(p, end);
   if (p >= end) return nullptr;
   if (*p == ',') {
-    p = skip_whitespace(p + 1, end);
+    p = skip_ws(p + 1, end);
     if (is_object(open - 1)) goto member_name;
     goto value;
   }
@@ -278,20 +302,21 @@ after_value:
   return nullptr;
 
 member_name:
-  p = scan_string(p, end, escapes);
+  if (p >= end || *p != '"') return nullptr;
+  p = scan_string_inline(p, end, escapes);
   if (p == nullptr) return nullptr;
-  p = skip_whitespace(p, end);
+  p = skip_ws(p, end);
   if (p >= end || *p != ':') return nullptr;
-  p = skip_whitespace(p + 1, end);
+  p = skip_ws(p + 1, end);
   goto value;
 }
 
 bool is_valid(std::string_view text, int max_depth) noexcept {
   const char* const end = text.data() + text.size();
-  const char* p = skip_whitespace(text.data(), end);
+  const char* p = skip_ws(text.data(), end);
   kind k{};
   p = scan_value(p, end, 1, k, max_depth);
-  return p != nullptr && skip_whitespace(p, end) == end;
+  return p != nullptr && skip_ws(p, end) == end;
 }
 
 void decode_string(std::string_view escaped, std::string& out) {
