@@ -264,8 +264,8 @@ namespace detail {
 
 void name_registry::clear() {
   names.clear();
-  decoded.clear();
-  large.clear();
+  decoded_used = 0;
+  if (!large.empty()) large.clear();
 }
 
 bool name_registry::add(std::string_view name) {
@@ -283,8 +283,10 @@ bool name_registry::add(std::string_view name) {
 }
 
 std::string_view name_registry::decode(std::string_view escaped) {
-  json::decode_string(escaped, decoded.emplace_back());
-  return decoded.back();
+  if (decoded_used == decoded.size()) decoded.push_back(std::make_unique<std::string>());
+  std::string& out = *decoded[decoded_used++];
+  json::decode_string(escaped, out);
+  return out;
 }
 
 }  // namespace detail

@@ -8,7 +8,7 @@
 // read from those spans. Nothing is allocated unless a string has escapes.
 
 #include <cstdint>
-#include <deque>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -32,7 +32,11 @@ namespace detail {
 // the steady state.
 struct name_registry {
   std::vector<std::string_view> names;
-  std::deque<std::string> decoded;             // names that had escapes; a deque keeps views valid
+  // Names that had escapes, decoded. Each string has its own allocation, so views stay
+  // valid as more are added; nothing is allocated for frames without escaped names
+  // (a std::deque would allocate ~600 bytes per parser, i.e. per connection, up front).
+  std::vector<std::unique_ptr<std::string>> decoded;
+  std::size_t decoded_used = 0;
   std::unordered_set<std::string_view> large;  // used once an object has many members
 
   void clear();
