@@ -2,6 +2,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "tidings/protocol/json.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -48,33 +50,6 @@ std::string_view trim(std::string_view text) {
   return text.substr(first, last - first + 1);
 }
 
-// Length of the valid UTF-8 sequence at the start of `text`, or 0 when it is not one.
-std::size_t utf8_sequence_length(std::string_view text) {
-  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
-  const auto lead = byte(0);
-  std::size_t length = 0;
-  unsigned char low = 0x80;   // bounds of the second byte, which rule out overlong forms,
-  unsigned char high = 0xbf;  // surrogates and code points above U+10FFFF
-  if (lead >= 0xc2 && lead <= 0xdf) {
-    length = 2;
-  } else if (lead >= 0xe0 && lead <= 0xef) {
-    length = 3;
-    if (lead == 0xe0) low = 0xa0;
-    if (lead == 0xed) high = 0x9f;
-  } else if (lead >= 0xf0 && lead <= 0xf4) {
-    length = 4;
-    if (lead == 0xf0) low = 0x90;
-    if (lead == 0xf4) high = 0x8f;
-  } else {
-    return 0;
-  }
-  if (text.size() < length || byte(1) < low || byte(1) > high) return 0;
-  for (std::size_t i = 2; i < length; ++i) {
-    if (byte(i) < 0x80 || byte(i) > 0xbf) return 0;
-  }
-  return length;
-}
-
 // The value as the user wrote it, made safe for a one-line message that may end up in a
 // JSON log: quoted, control characters and invalid UTF-8 escaped, cut short when long.
 std::string shown(std::string_view text) {
@@ -90,7 +65,8 @@ std::string shown(std::string_view text) {
       out += c;
     } else if (byte >= 0x20 && byte < 0x7f) {
       out += c;
-    } else if (const auto length = byte >= 0x80 ? utf8_sequence_length(text.substr(i)) : 0;
+    } else if (const auto length =
+                   byte >= 0x80 ? protocol::json::utf8_sequence_length(text.substr(i)) : 0;
                length > 0) {
       out += text.substr(i, length);
       i += length;

@@ -311,6 +311,10 @@ member_name:
   goto value;
 }
 
+std::size_t utf8_sequence_length(std::string_view text) noexcept {
+  return text.empty() ? 0 : utf8_sequence(text.data(), text.data() + text.size());
+}
+
 bool is_valid(std::string_view text, int max_depth) noexcept {
   const char* const end = text.data() + text.size();
   const char* p = skip_ws(text.data(), end);

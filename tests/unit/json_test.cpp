@@ -535,3 +535,20 @@ TEST(JsonTest, NeedsNoEscaping) {
 
 }  // namespace
 }  // namespace tidings::protocol::json
+
+namespace {
+
+TEST(Utf8SequenceLength, MeasuresValidSequencesAndRejectsTheRest) {
+  using tidings::protocol::json::utf8_sequence_length;
+  EXPECT_EQ(utf8_sequence_length("\xC3\xA9rest"), 2U);      // é
+  EXPECT_EQ(utf8_sequence_length("\xE2\x82\xAC"), 3U);      // €
+  EXPECT_EQ(utf8_sequence_length("\xF0\x9F\x98\x80"), 4U);  // U+1F600
+  EXPECT_EQ(utf8_sequence_length("\xC0\x80"), 0U);          // overlong
+  EXPECT_EQ(utf8_sequence_length("\xED\xA0\x80"), 0U);      // surrogate
+  EXPECT_EQ(utf8_sequence_length("\xF4\x90\x80\x80"), 0U);  // above U+10FFFF
+  EXPECT_EQ(utf8_sequence_length("\xE2\x82"), 0U);          // truncated
+  EXPECT_EQ(utf8_sequence_length("\x80"), 0U);              // stray continuation
+  EXPECT_EQ(utf8_sequence_length(""), 0U);
+}
+
+}  // namespace

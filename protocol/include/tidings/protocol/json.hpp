@@ -37,6 +37,10 @@ const char* scan_string(const char* p, const char* end, bool& has_escapes) noexc
 // Whether `text` is exactly one valid JSON value, surrounded only by whitespace.
 bool is_valid(std::string_view text, int max_depth = max_json_depth) noexcept;
 
+// Length of the valid UTF-8 sequence that starts `text` with a byte >= 0x80, or 0 when
+// it is not one (the rules of scan_string).
+std::size_t utf8_sequence_length(std::string_view text) noexcept;
+
 // Decodes the contents of a valid string literal (between its quotes) into UTF-8.
 // The input must have passed scan_string.
 void decode_string(std::string_view escaped, std::string& out);
