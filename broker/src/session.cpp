@@ -41,6 +41,21 @@ std::string describe_endpoint(const tcp::socket& socket) {
          std::to_string(endpoint.port());
 }
 
+// The greeting, the same for admitted and refused connections (PROTOCOL.md section 4).
+proto::info_message make_info(const config& settings, std::uint64_t client_id) {
+  proto::info_message info;
+  info.server = settings.server_name;
+  info.version = TIDINGS_VERSION;
+  info.proto = proto::protocol_version;
+  info.max_frame = settings.max_frame;
+  info.max_pending = settings.max_pending;
+  info.write_deadline_ms = static_cast<std::uint64_t>(settings.write_deadline.count());
+  info.auth_required = false;
+  info.client_id = client_id;
+  info.ping_interval_ms = static_cast<std::uint64_t>(settings.ping_interval.count());
+  return info;
+}
+
 }  // namespace
 
 session::session(server_context& server, event_loop& loop, tcp::socket socket,
@@ -65,21 +80,10 @@ void session::start() {
   loop_.sessions.emplace(client_id_, shared_from_this());
   spdlog::info("client {} connected from {}", client_id_, remote_);
 
-  const auto& settings = server_.settings;
-  proto::info_message info;
-  info.server = settings.server_name;
-  info.version = TIDINGS_VERSION;
-  info.proto = proto::protocol_version;
-  info.max_frame = settings.max_frame;
-  info.max_pending = settings.max_pending;
-  info.write_deadline_ms = static_cast<std::uint64_t>(settings.write_deadline.count());
-  info.auth_required = false;
-  info.client_id = client_id_;
-  info.ping_interval_ms = static_cast<std::uint64_t>(settings.ping_interval.count());
   scratch_.clear();
-  proto::encode_info(scratch_, info);
+  proto::encode_info(scratch_, make_info(server_.settings, client_id_));
   queue_control(scratch_);
-  next_ping_ = clock::now() + settings.ping_interval;
+  next_ping_ = clock::now() + server_.settings.ping_interval;
   resume_reading();  // bytes may have arrived before the socket was registered
   loop_.batch.flush();
 }
@@ -88,14 +92,8 @@ void session::refuse() {
   loop_.sessions.emplace(client_id_, shared_from_this());
   spdlog::warn("client {} from {} refused: {} connections is the limit", client_id_, remote_,
                server_.settings.max_connections);
-  proto::info_message info;
-  info.server = server_.settings.server_name;
-  info.version = TIDINGS_VERSION;
-  info.max_frame = server_.settings.max_frame;
-  info.max_pending = server_.settings.max_pending;
-  info.client_id = client_id_;
   scratch_.clear();
-  proto::encode_info(scratch_, info);
+  proto::encode_info(scratch_, make_info(server_.settings, client_id_));
   queue_control(scratch_);
   finish(close_reason::too_many_connections, proto::error_code::too_many_connections,
          "server is at its connection limit");
