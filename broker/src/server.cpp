@@ -12,13 +12,6 @@
 namespace tidings::broker {
 namespace {
 
-// Often enough for the shortest of the periodic duties, rarely enough to cost nothing.
-std::chrono::milliseconds sweep_interval_for(const config& settings) {
-  auto shortest = settings.write_deadline;
-  if (settings.ping_interval.count() > 0) shortest = std::min(shortest, settings.ping_interval);
-  return std::clamp(shortest / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
-}
-
 std::string to_string(const tcp::endpoint& endpoint) {
   const auto address = endpoint.address();
   return (address.is_v6() ? "[" + address.to_string() + "]" : address.to_string()) + ":" +
@@ -39,8 +32,7 @@ server::server(const config& settings)
       main_loop_(*loops_.front()),
       acceptor_(main_loop_.io),
       accept_retry_(main_loop_.io),
-      drain_timer_(main_loop_.io),
-      sweep_interval_(sweep_interval_for(settings)) {
+      drain_timer_(main_loop_.io) {
   context_.on_session_closed = [this] {
     live_sessions_.fetch_sub(1, std::memory_order_acq_rel);
     if (stopping_.load(std::memory_order_acquire)) {
@@ -159,7 +151,7 @@ void server::open_session(event_loop& loop, tcp::socket socket) {
 }
 
 void server::schedule_sweep(event_loop& loop) {
-  loop.sweep_timer.expires_after(sweep_interval_);
+  loop.sweep_timer.expires_after(context_.sweep_interval);
   loop.sweep_timer.async_wait([this, &loop](const boost::system::error_code& ec) {
     if (ec) return;
     const auto now = session::clock::now();

@@ -401,7 +401,9 @@ void session::start_write() {
       socket_.shutdown(tcp::socket::shutdown_send, ec);
       if (linger_) {
         state_ = state::lingering;
-        linger_until_ = clock::now() + linger_after_error;
+        // The sweep that ends the linger may come one interval late: start it that much
+        // sooner, so input is discarded for at most a second in all.
+        linger_until_ = clock::now() + linger_after_error - server_.sweep_interval;
         resume_reading();
       } else {
         close(finish_reason_);
@@ -492,8 +494,13 @@ void session::tick(clock::time_point now) {
   const auto& settings = server_.settings;
   if (state_ == state::closed) return;
   if (writing_ && now - write_started_ >= settings.write_deadline) {
-    cut_slow_consumer("a write made no progress within write_deadline");
-    return;
+    // Under the drop policy an open connection stays (its excess messages are dropped
+    // when queued; a dead peer still ends as stale). A connection that is ending must
+    // end, whatever the policy.
+    if (settings.slow_consumer == slow_consumer_policy::close || state_ != state::open) {
+      cut_slow_consumer("a write made no progress within write_deadline");
+      return;
+    }
   }
   if (state_ == state::lingering && now >= linger_until_) {
     close(finish_reason_);

@@ -524,6 +524,34 @@ TEST(SlowConsumer, DropPolicyKeepsTheConnectionAndCountsDrops) {
   EXPECT_EQ(broker.server().connections(), 3U);
 }
 
+TEST(SlowConsumer, DropPolicyOutlastsTheWriteDeadline) {
+  // "A server configured to drop instead keeps the connection": a stuck write past the
+  // deadline drops messages, it does not cut an open connection.
+  broker::config settings = test_broker::default_settings();
+  settings.max_pending = small_pending;
+  settings.slow_consumer = broker::slow_consumer_policy::drop;
+  settings.write_deadline = 200ms;
+  test_broker broker(settings);
+
+  auto fast = open_client(broker);
+  subscribe(fast, 1, "flood");
+  raw_client slow(broker.port());
+  slow.set_receive_buffer(small_receive_buffer);
+  slow.read_info();
+  subscribe(slow, 1, "flood");
+  auto publisher = open_client(broker);
+
+  const auto result = run_flood(publisher, fast, flood_messages);
+  EXPECT_TRUE(result.publisher_finished);
+  EXPECT_EQ(result.fast_received, flood_messages);
+  ASSERT_GT(broker.server().stats().messages_dropped.load(), 0U);  // its writes are stuck
+  // Longer than the deadline plus one sweep: the connection must still be there.
+  EXPECT_FALSE(slow.wait_closed(800ms));
+  EXPECT_EQ(broker.server().stats().slow_consumers.load(), 0U);
+  EXPECT_EQ(broker.server().connections(), 3U);
+  slow.sync(60s);  // and it still works once it reads
+}
+
 TEST(SlowConsumer, WriteDeadlineCutsAStuckWriterBelowMaxPending) {
   broker::config settings = test_broker::default_settings();
   settings.write_deadline = 200ms;

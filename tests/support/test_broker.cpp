@@ -1,5 +1,7 @@
 #include "test_broker.hpp"
 
+#include <spdlog/spdlog.h>
+
 namespace tidings::test {
 
 broker::config test_broker::default_settings() {
@@ -10,6 +12,8 @@ broker::config test_broker::default_settings() {
 }
 
 test_broker::test_broker(broker::config settings) {
+  // The daemon's main applies the level; an in-process broker has to do it here.
+  spdlog::set_level(spdlog::level::from_str(settings.log_level));
   settings.host = "127.0.0.1";
   settings.port = 0;
   server_ = std::make_unique<broker::server>(settings);

@@ -64,7 +64,6 @@ class server {
   asio::steady_timer drain_timer_;
   std::optional<asio::signal_set> signals_;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work_;
-  std::chrono::milliseconds sweep_interval_;
   std::size_t next_loop_ = 0;
   std::atomic<std::uint64_t> live_sessions_{0};
   std::atomic<bool> stopping_{false};

@@ -3,7 +3,9 @@
 // What every session shares with the server: settings, the index, counters, and the
 // hooks it calls when it ends.
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -22,9 +24,19 @@ struct server_stats {
 };
 
 struct server_context {
-  explicit server_context(const config& c) : settings(c) {}
+  explicit server_context(const config& c) : settings(c), sweep_interval(sweep_interval_for(c)) {}
+
+  // How often each loop runs its sessions' periodic duties (pings, write deadline, linger):
+  // often enough for the shortest of them, and at least 4 times a second so the linger
+  // after a framing error ends within its second.
+  static std::chrono::milliseconds sweep_interval_for(const config& c) {
+    auto shortest = c.write_deadline;
+    if (c.ping_interval.count() > 0) shortest = std::min(shortest, c.ping_interval);
+    return std::clamp(shortest / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(250));
+  }
 
   const config settings;
+  const std::chrono::milliseconds sweep_interval;
   subscription_index index;
   server_stats stats;
   std::atomic<std::uint32_t> active_connections{0};
