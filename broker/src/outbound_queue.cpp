@@ -25,6 +25,7 @@ std::size_t outbound_queue::take(std::vector<entry>& batch, std::size_t max_fram
   }
   std::size_t bytes = 0;
   std::size_t taken = 0;
+  batch.reserve(batch.size() + std::min(max_frames, frames_.size() - head_));
   while (head_ < frames_.size() && taken < max_frames) {
     entry& e = frames_[head_];
     if (taken > 0 && bytes + e.size() > max_bytes) break;

@@ -25,9 +25,9 @@ constexpr std::size_t max_batch_bytes = 512 * 1024;
 // Beyond this, a write buffer grown for a burst is released after the write.
 constexpr std::size_t min_staging = 64 * 1024;
 // Write buffers a loop keeps for reuse, and the largest it keeps.
-constexpr std::size_t pooled_buffers = 8;
-constexpr std::size_t max_pooled_capacity = 2 * 1024 * 1024;
-constexpr std::size_t retained_in_flight = 1024;
+constexpr std::size_t pooled_buffers = 32;
+constexpr std::size_t max_pooled_capacity = 1024 * 1024;
+constexpr std::size_t retained_in_flight = max_batch_frames;
 constexpr auto linger_after_error = std::chrono::seconds(1);
 // Reads of a full buffer before a busy connection yields to the loop's other sessions.
 constexpr int max_reads_per_turn = 16;
