@@ -155,14 +155,7 @@ void server::schedule_sweep(event_loop& loop) {
   loop.sweep_timer.async_wait([this, &loop](const boost::system::error_code& ec) {
     if (ec) return;
     const auto now = session::clock::now();
-    // Ticks may close sessions, which unregisters them: iterate over a copy.
-    loop.sweep_scratch.clear();
-    for (const auto& [id, s] : loop.sessions)
-      loop.sweep_scratch.push_back(s);
-    for (const auto& s : loop.sweep_scratch)
-      s->tick(now);
-    loop.sweep_scratch.clear();
-    loop.batch.flush();
+    loop.for_each_session([now](const std::shared_ptr<session>& s) { s->tick(now); });
     schedule_sweep(loop);
   });
 }
@@ -178,13 +171,7 @@ void server::begin_stop() {
   spdlog::info("draining {} connections (timeout {}ms)", live_sessions_.load(), timeout.count());
   for (auto& loop : loops_) {
     asio::post(loop->io, [l = loop.get()] {
-      l->sweep_scratch.clear();
-      for (const auto& [id, s] : l->sessions)
-        l->sweep_scratch.push_back(s);
-      for (const auto& s : l->sweep_scratch)
-        s->drain();
-      l->sweep_scratch.clear();
-      l->batch.flush();
+      l->for_each_session([](const std::shared_ptr<session>& s) { s->drain(); });
     });
   }
   drain_timer_.expires_after(timeout);
@@ -193,12 +180,8 @@ void server::begin_stop() {
     spdlog::warn("drain timeout: closing {} remaining connections", live_sessions_.load());
     for (auto& loop : loops_) {
       asio::post(loop->io, [l = loop.get()] {
-        l->sweep_scratch.clear();
-        for (const auto& [id, s] : l->sessions)
-          l->sweep_scratch.push_back(s);
-        for (const auto& s : l->sweep_scratch)
-          s->abort(close_reason::drain_timeout);
-        l->sweep_scratch.clear();
+        l->for_each_session(
+            [](const std::shared_ptr<session>& s) { s->abort(close_reason::drain_timeout); });
       });
     }
   });

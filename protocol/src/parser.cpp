@@ -1,7 +1,9 @@
 #include "tidings/protocol/parser.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
+#include <optional>
 
 #include "tidings/protocol/json.hpp"
 #include "tidings/protocol/limits.hpp"
@@ -258,6 +260,37 @@ bool optional_string(const member& m, std::string& scratch, std::optional<std::s
   return true;
 }
 
+// What every frame shares, checked in the order of section 3: the body is a valid JSON
+// object (bad_json), `op` is a known op (unknown_op), `id` is valid (bad_request). The
+// err carries the id only when the id itself is valid. Returns nothing on success.
+template <std::size_t N>
+std::optional<parse_result> read_head(std::string_view body,
+                                      const std::array<std::pair<std::string_view, op>, N>& ops,
+                                      detail::name_registry& names, std::string& id_scratch,
+                                      std::string& op_scratch, members& m, request_id& id,
+                                      op& kind) {
+  id = {};
+  if (const auto why = scan_frame(body, names, m); !why.empty()) {
+    return failure(error_code::bad_json, why);
+  }
+  bool id_valid = true;
+  if (m[field::id].given()) id_valid = read_id(m[field::id], id_scratch, id);
+  if (!id_valid) id = {};
+  if (!m[field::op].present || !is_string(m[field::op])) {
+    return failure(error_code::bad_json, "frame needs a string member 'op'", id_valid);
+  }
+  const std::string_view name = string_value(m[field::op], op_scratch);
+  const auto known =
+      std::find_if(ops.begin(), ops.end(), [&](const auto& entry) { return entry.first == name; });
+  if (known == ops.end()) return failure(error_code::unknown_op, "unknown op", id_valid);
+  kind = known->second;
+  if (!id_valid) {
+    return failure(error_code::bad_request,
+                   "'id' must be an integer within +-(2^53-1) or a string of at most 64 bytes");
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 namespace detail {
@@ -318,39 +351,14 @@ std::string_view op_name(op value) noexcept {
 }
 
 parse_result client_parser::parse(std::string_view body, client_frame& out) {
-  out.id = {};
+  static constexpr std::array<std::pair<std::string_view, op>, 6> ops{{{"pub", op::pub},
+                                                                       {"sub", op::sub},
+                                                                       {"unsub", op::unsub},
+                                                                       {"ping", op::ping},
+                                                                       {"pong", op::pong},
+                                                                       {"connect", op::connect}}};
   members m;
-  if (const auto why = scan_frame(body, names_, m); !why.empty()) {
-    return failure(error_code::bad_json, why);
-  }
-
-  bool id_valid = true;
-  if (m[field::id].given()) id_valid = read_id(m[field::id], id_, out.id);
-  if (!id_valid) out.id = {};
-
-  if (!m[field::op].present || !is_string(m[field::op])) {
-    return failure(error_code::bad_json, "frame needs a string member 'op'", id_valid);
-  }
-  const std::string_view name = string_value(m[field::op], op_);
-  if (name == "pub") {
-    out.kind = op::pub;
-  } else if (name == "sub") {
-    out.kind = op::sub;
-  } else if (name == "unsub") {
-    out.kind = op::unsub;
-  } else if (name == "ping") {
-    out.kind = op::ping;
-  } else if (name == "pong") {
-    out.kind = op::pong;
-  } else if (name == "connect") {
-    out.kind = op::connect;
-  } else {
-    return failure(error_code::unknown_op, "unknown op", id_valid);
-  }
-  if (!id_valid) {
-    return failure(error_code::bad_request,
-                   "'id' must be an integer within +-(2^53-1) or a string of at most 64 bytes");
-  }
+  if (auto failed = read_head(body, ops, names_, id_, op_, m, out.id, out.kind)) return *failed;
 
   switch (out.kind) {
     case op::pub: {
@@ -486,34 +494,14 @@ parse_result client_parser::parse(std::string_view body, client_frame& out) {
 }
 
 parse_result server_parser::parse(std::string_view body, server_frame& out) {
-  out.id = {};
+  static constexpr std::array<std::pair<std::string_view, op>, 6> ops{{{"msg", op::msg},
+                                                                       {"ok", op::ok},
+                                                                       {"err", op::err},
+                                                                       {"ping", op::ping},
+                                                                       {"pong", op::pong},
+                                                                       {"info", op::info}}};
   members m;
-  if (const auto why = scan_frame(body, names_, m); !why.empty()) {
-    return failure(error_code::bad_json, why);
-  }
-  bool id_valid = true;
-  if (m[field::id].given()) id_valid = read_id(m[field::id], id_, out.id);
-  if (!id_valid) out.id = {};
-  if (!m[field::op].present || !is_string(m[field::op])) {
-    return failure(error_code::bad_json, "frame needs a string member 'op'", id_valid);
-  }
-  const std::string_view name = string_value(m[field::op], op_);
-  if (name == "msg") {
-    out.kind = op::msg;
-  } else if (name == "ok") {
-    out.kind = op::ok;
-  } else if (name == "err") {
-    out.kind = op::err;
-  } else if (name == "ping") {
-    out.kind = op::ping;
-  } else if (name == "pong") {
-    out.kind = op::pong;
-  } else if (name == "info") {
-    out.kind = op::info;
-  } else {
-    return failure(error_code::unknown_op, "unknown op", id_valid);
-  }
-  if (!id_valid) return failure(error_code::bad_request, "invalid 'id'");
+  if (auto failed = read_head(body, ops, names_, id_, op_, m, out.id, out.kind)) return *failed;
 
   auto optional_uint = [&](field f, std::uint64_t& value) {
     return !m[f].given() || unsigned_value(m[f], UINT64_MAX, value);

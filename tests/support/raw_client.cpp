@@ -20,6 +20,13 @@ int remaining_ms(std::chrono::steady_clock::time_point deadline) {
   return left.count() < 0 ? 0 : static_cast<int>(left.count());
 }
 
+// The body length a frame's 4-byte big-endian prefix announces.
+std::size_t frame_length(const std::string& buffer) {
+  const auto* p = reinterpret_cast<const unsigned char*>(buffer.data());
+  return (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) | (std::size_t{p[2]} << 8) |
+         std::size_t{p[3]};
+}
+
 }  // namespace
 
 raw_client::raw_client(std::uint16_t port, std::chrono::milliseconds timeout) {
@@ -92,9 +99,7 @@ bool raw_client::fill(std::size_t n, std::chrono::steady_clock::time_point deadl
 std::optional<std::string> raw_client::recv_frame(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   if (!fill(4, deadline)) return std::nullopt;
-  const auto* p = reinterpret_cast<const unsigned char*>(buffer_.data());
-  const std::size_t length = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) |
-                             (std::size_t{p[2]} << 8) | std::size_t{p[3]};
+  const std::size_t length = frame_length(buffer_);
   if (!fill(4 + length, deadline)) return std::nullopt;
   std::string body = buffer_.substr(4, length);
   buffer_.erase(0, 4 + length);
@@ -150,9 +155,7 @@ bool raw_client::wait_closed(std::chrono::milliseconds timeout, std::vector<std:
   }
   // Hand back the whole frames that arrived before the close.
   while (rest != nullptr && buffer_.size() >= 4) {
-    const auto* p = reinterpret_cast<const unsigned char*>(buffer_.data());
-    const std::size_t length = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) |
-                               (std::size_t{p[2]} << 8) | std::size_t{p[3]};
+    const std::size_t length = frame_length(buffer_);
     if (buffer_.size() < 4 + length) break;
     rest->push_back(buffer_.substr(4, length));
     buffer_.erase(0, 4 + length);

@@ -24,6 +24,19 @@ struct write_buffer {
 struct event_loop {
   explicit event_loop(subscription_index& index) : route(index), sweep_timer(io) {}
 
+  // Calls `fn` with every session of this loop, then wakes what it queued for. `fn` may
+  // close sessions, which unregisters them: the loop iterates over a copy.
+  template <typename Fn>
+  void for_each_session(Fn&& fn) {
+    sweep_scratch.clear();
+    for (const auto& [id, s] : sessions)
+      sweep_scratch.push_back(s);
+    for (const auto& s : sweep_scratch)
+      fn(s);
+    sweep_scratch.clear();
+    batch.flush();
+  }
+
   asio::io_context io{1};  // one thread runs it
   router route;
   // Sessions read into this one buffer in turn and process it at once, so an idle
