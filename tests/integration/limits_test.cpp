@@ -446,11 +446,15 @@ flood_result run_flood(raw_client& publisher, raw_client& fast, std::size_t coun
 constexpr std::uint64_t memory_bound = 4 * small_pending + 12 * 1024 * 1024;
 constexpr std::size_t flood_messages = 32 * 1024;  // 32 MiB of data
 
-TEST(SlowConsumer, IsCutWhilePublisherAndFastSubscriberCarryOn) {
-  broker::config settings = test_broker::default_settings();
-  settings.max_pending = small_pending;
-  test_broker broker(settings);
+// A fast subscriber, a slow one that never reads (small receive buffer), and a publisher,
+// all on the topic "flood".
+struct flood_clients {
+  raw_client fast;
+  raw_client slow;
+  raw_client publisher;
+};
 
+flood_clients open_flood_clients(test_broker& broker) {
   auto fast = open_client(broker);
   subscribe(fast, 1, "flood");
   raw_client slow(broker.port());
@@ -458,6 +462,15 @@ TEST(SlowConsumer, IsCutWhilePublisherAndFastSubscriberCarryOn) {
   slow.read_info();
   subscribe(slow, 1, "flood");
   auto publisher = open_client(broker);
+  return {std::move(fast), std::move(slow), std::move(publisher)};
+}
+
+TEST(SlowConsumer, IsCutWhilePublisherAndFastSubscriberCarryOn) {
+  broker::config settings = test_broker::default_settings();
+  settings.max_pending = small_pending;
+  test_broker broker(settings);
+
+  auto [fast, slow, publisher] = open_flood_clients(broker);
 
   const auto result = run_flood(publisher, fast, flood_messages);
   EXPECT_LT(result.peak_growth, memory_bound) << "the broker buffered the slow consumer's backlog";
@@ -489,13 +502,7 @@ TEST(SlowConsumer, DropPolicyKeepsTheConnectionAndCountsDrops) {
   settings.write_deadline = 120s;
   test_broker broker(settings);
 
-  auto fast = open_client(broker);
-  subscribe(fast, 1, "flood");
-  raw_client slow(broker.port());
-  slow.set_receive_buffer(small_receive_buffer);
-  slow.read_info();
-  subscribe(slow, 1, "flood");
-  auto publisher = open_client(broker);
+  auto [fast, slow, publisher] = open_flood_clients(broker);
 
   const auto result = run_flood(publisher, fast, flood_messages);
   EXPECT_LT(result.peak_growth, memory_bound) << "the broker buffered the slow consumer's backlog";
@@ -533,13 +540,7 @@ TEST(SlowConsumer, DropPolicyOutlastsTheWriteDeadline) {
   settings.write_deadline = 200ms;
   test_broker broker(settings);
 
-  auto fast = open_client(broker);
-  subscribe(fast, 1, "flood");
-  raw_client slow(broker.port());
-  slow.set_receive_buffer(small_receive_buffer);
-  slow.read_info();
-  subscribe(slow, 1, "flood");
-  auto publisher = open_client(broker);
+  auto [fast, slow, publisher] = open_flood_clients(broker);
 
   const auto result = run_flood(publisher, fast, flood_messages);
   EXPECT_TRUE(result.publisher_finished);
