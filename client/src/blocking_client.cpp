@@ -114,10 +114,13 @@ message blocking_client::request(std::string_view topic, std::string_view data,
   auto promise = std::make_shared<std::promise<std::pair<error, message>>>();
   auto result = promise->get_future();
   asio::post(io_, [&, promise] {
-    connection_->request(topic, data, timeout, headers,
-                         detail::request_completion([promise](const error& failure, message reply) {
-                           promise->set_value({failure, std::move(reply)});
-                         }));
+    connection_->request(
+        topic, data, timeout, headers,
+        detail::request_completion([this, promise](const error& failure, message reply) {
+          asio::post(io_, [promise, failure, reply = std::move(reply)]() mutable {
+            promise->set_value({failure, std::move(reply)});
+          });
+        }));
   });
   if (result.wait_for(timeout + grace) != std::future_status::ready) {
     throw exception(error{make_error_code(errc::timeout), "no reply in time"});

@@ -11,11 +11,11 @@ broker::config test_broker::default_settings() {
   return settings;
 }
 
-test_broker::test_broker(broker::config settings) {
+test_broker::test_broker(broker::config settings, std::uint16_t port) {
   // The daemon's main applies the level; an in-process broker has to do it here.
   spdlog::set_level(spdlog::level::from_str(settings.log_level));
   settings.host = "127.0.0.1";
-  settings.port = 0;
+  settings.port = port;
   server_ = std::make_unique<broker::server>(settings);
   server_->listen();
   port_ = server_->local_endpoint().port();

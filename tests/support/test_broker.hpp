@@ -14,8 +14,9 @@ namespace tidings::test {
 
 class test_broker {
  public:
-  // `settings.host` and `settings.port` are overridden (127.0.0.1, ephemeral).
-  explicit test_broker(broker::config settings = default_settings());
+  // `settings.host` and `settings.port` are overridden: 127.0.0.1, and `port` (0: an
+  // ephemeral one). A fixed port lets a test restart a broker where clients expect it.
+  explicit test_broker(broker::config settings = default_settings(), std::uint16_t port = 0);
   ~test_broker();  // graceful stop, then join
   test_broker(const test_broker&) = delete;
   test_broker& operator=(const test_broker&) = delete;

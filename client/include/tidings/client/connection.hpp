@@ -2,7 +2,8 @@
 
 // The asynchronous client: one connection to tidingsd, driven by an Asio executor.
 //
-// Every asynchronous operation takes an Asio completion token, so it works with
+// Every asynchronous operation takes an Asio completion token (and copies its string
+// arguments, so a stored awaitable never refers to a caller's temporary), so it works with
 // callbacks, `asio::use_awaitable` (coroutines) and `asio::use_future`. Completion
 // handlers are posted to their associated executor (by default the connection's).
 // Message handlers and the callbacks in `options` run on the connection's executor.
@@ -69,6 +70,20 @@ request_completion adapt_request(const asio::any_io_executor& fallback, Handler&
 }  // namespace detail
 
 using message_handler = std::function<void(const message_view&)>;
+
+namespace detail {
+// publish_options with its strings owned: an operation may start after the caller's
+// expression has ended (use_awaitable runs the initiation when the result is awaited).
+struct owned_publish_options {
+  explicit owned_publish_options(const publish_options& extra)
+      : reply(extra.reply),
+        headers(extra.headers != nullptr ? std::optional<header_list>(*extra.headers)
+                                         : std::nullopt) {}
+  publish_options view() const { return {reply, headers ? &*headers : nullptr}; }
+  std::string reply;
+  std::optional<header_list> headers;
+};
+}  // namespace detail
 
 // A live subscription. unsubscribe() (or destruction) ends it; detach() lets it live as
 // long as the connection. Movable, not copyable.
@@ -168,7 +183,8 @@ class connection {
   auto async_subscribe(std::string_view pattern, message_handler handler,
                        const subscribe_options& extra, Token&& token) {
     return asio::async_initiate<Token, void(error_code, subscription)>(
-        [this, pattern, &extra](auto completion, message_handler on_message) {
+        [this](auto completion, message_handler on_message, const std::string& pattern_copy,
+               const std::string& queue, std::uint64_t max) {
           auto executor = asio::get_associated_executor(completion, executor_);
           auto sid = std::make_shared<std::uint64_t>(0);
           auto done = detail::adapt_status(
@@ -177,9 +193,10 @@ class connection {
                                              owner = weak_impl()](error_code ec) mutable {
                 std::move(completion)(ec, ec ? subscription{} : subscription{owner, *sid});
               }));
-          *sid = subscribe_confirmed(pattern, std::move(on_message), extra, std::move(done));
+          *sid = subscribe_confirmed(pattern_copy, std::move(on_message),
+                                     subscribe_options{queue, max}, std::move(done));
         },
-        token, std::move(handler));
+        token, std::move(handler), std::string(pattern), std::string(extra.queue), extra.max);
   }
 
   // A ping/pong round trip: completes once the server has processed everything sent
