@@ -65,8 +65,46 @@ std::optional<std::uint16_t> parse_ready_port(std::string_view line) {
   return static_cast<std::uint16_t>(value);
 }
 
+namespace {
+
+// A pipe holding all of `input`, closed for writing: the read end is the child's stdin.
+// Written before the child exists, so that a child that never reads cannot block the
+// test and one that exits early cannot raise SIGPIPE in it.
+int input_pipe(const std::string& input) {
+  int fds[2] = {-1, -1};
+  if (::pipe2(fds, O_CLOEXEC) != 0) throw system_error("pipe2", errno);
+  const auto fail = [&](const std::string& what, int error) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return system_error(what, error);
+  };
+  if (input.size() > 65536 && ::fcntl(fds[1], F_SETPIPE_SZ, static_cast<int>(input.size())) < 0) {
+    throw fail("F_SETPIPE_SZ (stdin content too large)", errno);
+  }
+  ::fcntl(fds[1], F_SETFL, ::fcntl(fds[1], F_GETFL) | O_NONBLOCK);
+  std::size_t written = 0;
+  while (written < input.size()) {
+    const ssize_t got = ::write(fds[1], input.data() + written, input.size() - written);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) throw fail("write to the stdin pipe", got < 0 ? errno : EAGAIN);
+    written += static_cast<std::size_t>(got);
+  }
+  ::close(fds[1]);
+  return fds[0];
+}
+
+}  // namespace
+
 daemon_process::daemon_process(std::string path, std::vector<std::string> args,
-                               std::vector<std::string> env) {
+                               std::vector<std::string> env, std::optional<std::string> input) {
+  const int stdin_fd = input ? input_pipe(*input) : -1;
+  struct stdin_closer {
+    int fd;
+    ~stdin_closer() {
+      if (fd >= 0) ::close(fd);
+    }
+  } closer{stdin_fd};
+
   int out_pipe[2] = {-1, -1};
   int err_pipe[2] = {-1, -1};
   if (::pipe2(out_pipe, O_CLOEXEC) != 0) throw system_error("pipe2", errno);
@@ -82,7 +120,11 @@ daemon_process::daemon_process(std::string path, std::vector<std::string> args,
   ::fcntl(err_fd_, F_SETFL, ::fcntl(err_fd_, F_GETFL) | O_NONBLOCK);
 
   spawn_setup setup;
-  posix_spawn_file_actions_addopen(&setup.actions, 0, "/dev/null", O_RDONLY, 0);
+  if (stdin_fd >= 0) {
+    posix_spawn_file_actions_adddup2(&setup.actions, stdin_fd, 0);
+  } else {
+    posix_spawn_file_actions_addopen(&setup.actions, 0, "/dev/null", O_RDONLY, 0);
+  }
   posix_spawn_file_actions_adddup2(&setup.actions, out_pipe[1], 1);
   posix_spawn_file_actions_adddup2(&setup.actions, err_pipe[1], 2);
   // A test runner started in the background may ignore SIGINT or block signals; the

@@ -28,9 +28,11 @@ class daemon_process {
 
   // Starts `path` with `args`. The child's environment is the test's, without any
   // TIDINGS_* variable (so that the developer's own settings cannot leak in), plus `env`
-  // (entries "NAME=value"). Throws std::runtime_error when the spawn fails.
-  daemon_process(std::string path, std::vector<std::string> args,
-                 std::vector<std::string> env = {});
+  // (entries "NAME=value"). Its stdin is `input` when given (written before the start,
+  // then end of file; at most the capacity of a pipe, 1 MiB), else /dev/null. Throws
+  // std::runtime_error when the spawn fails.
+  daemon_process(std::string path, std::vector<std::string> args, std::vector<std::string> env = {},
+                 std::optional<std::string> input = std::nullopt);
   ~daemon_process();
   daemon_process(const daemon_process&) = delete;
   daemon_process& operator=(const daemon_process&) = delete;
