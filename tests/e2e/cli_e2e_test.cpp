@@ -36,6 +36,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using tidings::test::daemon_process;
+using tidings::test::lines_of;
 using json = nlohmann::json;
 using clock_type = std::chrono::steady_clock;
 
@@ -48,21 +49,6 @@ constexpr int exit_error = 1;
 constexpr int exit_usage = 2;
 constexpr int exit_timeout = 3;
 constexpr int exit_no_responders = 4;
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    const auto end = text.find('\n', start);
-    if (end == std::string::npos) {
-      lines.push_back(text.substr(start));
-      break;
-    }
-    lines.push_back(text.substr(start, end - start));
-    start = end + 1;
-  }
-  return lines;
-}
 
 struct cli_result {
   int code = -1;

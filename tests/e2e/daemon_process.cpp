@@ -247,6 +247,17 @@ void daemon_process::send_signal(int signal_number) {
   if (::kill(pid_, signal_number) != 0) throw system_error("kill", errno);
 }
 
+std::vector<std::string> lines_of(std::string_view text) {
+  std::vector<std::string> lines;
+  while (!text.empty()) {
+    const auto end = text.find('\n');
+    lines.emplace_back(text.substr(0, end));
+    if (end == std::string_view::npos) break;
+    text.remove_prefix(end + 1);
+  }
+  return lines;
+}
+
 std::vector<std::string> daemon_process::err_lines() const {
   std::vector<std::string> lines;
   std::size_t start = 0;

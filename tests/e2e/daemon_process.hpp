@@ -77,6 +77,9 @@ class daemon_process {
   std::optional<exit_status> status_;
 };
 
+// `text` cut at its newlines (a last line without one included).
+std::vector<std::string> lines_of(std::string_view text);
+
 // Parses the port from a line containing `ready: listening on HOST:PORT`.
 std::optional<std::uint16_t> parse_ready_port(std::string_view line);
 

@@ -35,6 +35,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using tidings::test::daemon_process;
+using tidings::test::lines_of;
 using clock_type = std::chrono::steady_clock;
 
 // Generous: an example takes well under a second here, but sanitizer builds on a busy
@@ -123,16 +124,6 @@ class closed_port {
 };
 
 // --- work_queue -----------------------------------------------------------------------
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::size_t start = 0;
-  for (auto end = text.find('\n'); end != std::string::npos; end = text.find('\n', start)) {
-    lines.push_back(text.substr(start, end - start));
-    start = end + 1;
-  }
-  return lines;
-}
 
 // The whole of `text` as a non-negative integer, if it is one.
 std::optional<int> number_in(std::string_view text) {
