@@ -172,6 +172,16 @@ class bench_run {
     auto options = target_.options;
     options.name = "tidings bench " + std::string(role) + " " + std::to_string(index + 1);
     if (e->role == "publisher") options.max_outbound_bytes = publisher_outbound_bytes;
+    // A subscriber that falls behind is cut by the broker (slow_consumer, whose `err` the
+    // full socket often cannot take): say so, rather than stall until the timeout with
+    // only missing counts to show.
+    options.on_closed = [this, client = e.get()](const client::error_code& reason) {
+      if (reason) {
+        state_.fail(client_failure(
+            *client, "connection lost (a slow consumer is cut at the server's max_pending)",
+            client::error{reason, {}}));
+      }
+    };
     e->connection.emplace(e->io.get_executor(), std::move(options));
     endpoints_.push_back(std::move(e));
     auto& added = *endpoints_.back();
