@@ -220,7 +220,9 @@ class GracefulStop : public ::testing::TestWithParam<int> {};
 
 TEST_P(GracefulStop, FlushesQueuedMessagesThenShuttingDownThenCloses) {
   const int signal_number = GetParam();
-  auto daemon = start_daemon(base_args({"--drain-timeout", "5s"}));
+  // The drain timeout is far above what the drain needs, so that a slow (sanitizer) build
+  // never reaches it: the log's lack of "drain timeout" is what proves the drain finished.
+  auto daemon = start_daemon(base_args({"--drain-timeout", "60s"}));
   const auto port = daemon->port();
 
   // The subscriber reads nothing until the signal, and more is published for it than
@@ -247,7 +249,6 @@ TEST_P(GracefulStop, FlushesQueuedMessagesThenShuttingDownThenCloses) {
   // The pong proves every message was handed to the subscriber's queue (section 2).
   ASSERT_TRUE(publisher.sync().empty());
 
-  const auto start = clock_type::now();
   daemon->send_signal(signal_number);
 
   // The listener is closed before the drain is announced.
@@ -281,7 +282,6 @@ TEST_P(GracefulStop, FlushesQueuedMessagesThenShuttingDownThenCloses) {
   ASSERT_TRUE(status.has_value()) << daemon->err();
   EXPECT_TRUE(status->exited) << "killed by signal " << status->signal;
   EXPECT_EQ(status->code, 0) << daemon->err();
-  EXPECT_LT(elapsed_since(start).count(), 5000);
   const std::string name = signal_number == SIGINT ? "SIGINT" : "SIGTERM";
   EXPECT_TRUE(contains(daemon->err(), "received " + name)) << daemon->err();
   EXPECT_TRUE(contains(daemon->err(), "draining 3 connections")) << daemon->err();
