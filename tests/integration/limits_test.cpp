@@ -367,9 +367,14 @@ constexpr std::uint64_t small_pending = 256 * 1024;
 constexpr std::size_t payload_size = 1024;
 
 // The pub frame for message `seq`: 1 KiB of data that starts with the sequence number.
+// Built by appending: g++ 12 -O3 reports a false -Wrestrict (GCC bug 105651) for
+// `"literal" + std::string&&` once this is inlined into run_flood.
 std::string flood_frame(std::size_t seq) {
-  const std::string data = "\"" + seq_text(seq) + std::string(payload_size - 10, 'x') + "\"";
-  return framed(R"({"op":"pub","topic":"flood","data":)" + data + "}");
+  std::string body = R"({"op":"pub","topic":"flood","data":")";
+  body += seq_text(seq);
+  body.append(payload_size - 10, 'x');
+  body += "\"}";
+  return framed(body);
 }
 
 struct flood_result {
