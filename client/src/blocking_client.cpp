@@ -40,7 +40,7 @@ template <class Operation>
 error blocking_client::run(Operation&& operation, std::chrono::milliseconds timeout) {
   auto promise = std::make_shared<std::promise<error>>();
   auto result = promise->get_future();
-  asio::post(io_, [this, &operation, promise]() mutable {
+  asio::post(io_, [&operation, promise]() mutable {
     operation(detail::status_completion(
         [promise](const error& failure) { promise->set_value(failure); }));
   });
