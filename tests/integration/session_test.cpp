@@ -81,7 +81,8 @@ TEST(Drain, AClientThatKeepsTalkingGetsEverythingQueuedThenShuttingDown) {
   EXPECT_TRUE(publisher.sync().empty());  // every message is queued for the subscriber
 
   const auto stop_started = std::chrono::steady_clock::now();
-  std::thread stopper([&] { broker.stop(); });
+  // Joined however the test ends (a failed assertion returns early).
+  std::jthread stopper([&] { broker.stop(); });
   ASSERT_TRUE(listener_closed(broker.port()));  // the drain has begun
 
   // Read the backlog while sending what a client library sends on its own: pings, a
@@ -236,7 +237,7 @@ TEST(ConnectionCount, IsExactAfterConnectionsArriveDuringTheStop) {
   // A connection accepted just before the stop is greeted and drained without being
   // counted; its close must not give back a count it never took (the count wrapped
   // below zero). The window is narrow, so several stops race several connectors.
-  for (int round = 0; round < 10; ++round) {
+  for (int round = 0; round < 40; ++round) {
     broker::config settings = test_broker::default_settings();
     settings.drain_timeout = 2s;
     auto broker = std::make_unique<test_broker>(settings);
@@ -244,7 +245,7 @@ TEST(ConnectionCount, IsExactAfterConnectionsArriveDuringTheStop) {
     std::atomic<bool> refused{false};
     std::atomic<int> opened{0};
     std::vector<std::thread> connectors;
-    for (int t = 0; t < 3; ++t) {
+    for (int t = 0; t < 4; ++t) {
       connectors.emplace_back([&] {
         std::vector<std::unique_ptr<raw_client>> held;
         while (!refused.load()) {
