@@ -162,9 +162,15 @@ void session::on_readable(const boost::system::error_code& ec) {
     // Ending: the client's input no longer matters, but it must not stay unread, or the
     // close would reset the connection and lose what is still on its way to the client.
     if (peer_closed_) return;
-    if (discard_input()) {
-      wait_readable();
-      return;
+    switch (discard_input()) {
+      case discarded::drained:
+        wait_readable();
+        return;
+      case discarded::more:
+        resume_reading();  // a fresh edge is not guaranteed while data waits
+        return;
+      case discarded::closed:
+        break;
     }
     peer_closed_ = true;
     // Flushing goes on (a client may half-close and still read); once lingering, the
@@ -204,15 +210,15 @@ void session::on_readable(const boost::system::error_code& ec) {
   resume_reading();  // more may be waiting: let the loop's other sessions go first
 }
 
-bool session::discard_input() {
+session::discarded session::discard_input() {
   for (int round = 0; round < max_reads_per_turn; ++round) {
     boost::system::error_code ec;
     const std::size_t n = socket_.read_some(asio::buffer(loop_.read_buffer), ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) return true;
-    if (ec) return false;
-    if (n < loop_.read_buffer.size()) return true;
+    if (ec == asio::error::would_block || ec == asio::error::try_again) return discarded::drained;
+    if (ec) return discarded::closed;
+    if (n < loop_.read_buffer.size()) return discarded::drained;
   }
-  return true;  // still more: the next readiness event comes for it
+  return discarded::more;
 }
 
 void session::release_read_storage() {

@@ -81,8 +81,10 @@ class session final : public subscriber, public std::enable_shared_from_this<ses
   void resume_reading();
   void on_readable(const boost::system::error_code& ec);
   void process(std::string_view bytes);
-  // Reads and drops what the client sent; false once the socket reported EOF or an error.
-  bool discard_input();
+  // Reads and drops what the client sent (a bounded amount per call): until the socket
+  // is drained, or there is more than one turn's worth, or it reported EOF or an error.
+  enum class discarded : std::uint8_t { drained, more, closed };
+  discarded discard_input();
   // Idle: gives back storage grown for past frames.
   void release_read_storage();
   void handle_frame(std::string_view body);
