@@ -60,4 +60,11 @@ std::size_t outbound_queue::clear() noexcept {
   return dropped;
 }
 
+void outbound_queue::shrink(std::size_t frames) noexcept {
+  if (empty() && frames_.capacity() > frames) {
+    std::vector<entry>().swap(frames_);
+    head_ = 0;
+  }
+}
+
 }  // namespace tidings::broker

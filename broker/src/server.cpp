@@ -135,7 +135,9 @@ void server::open_session(event_loop& loop, tcp::socket socket) {
   const auto id = context_.next_client_id.fetch_add(1, std::memory_order_relaxed);
   auto created = std::make_shared<session>(context_, loop, std::move(socket), id);
   if (stopping_.load(std::memory_order_acquire)) {
-    created->start();
+    // Accepted just before the stop: greeted and drained at once, and never counted
+    // among the active connections, so its close must not give one back.
+    created->start(false);
     created->drain();
     loop.batch.flush();
     return;
@@ -147,7 +149,7 @@ void server::open_session(event_loop& loop, tcp::socket socket) {
     created->refuse();
     return;
   }
-  created->start();
+  created->start(true);
 }
 
 void server::schedule_sweep(event_loop& loop) {

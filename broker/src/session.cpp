@@ -3,8 +3,14 @@
 #include <algorithm>
 #include <cstring>
 
+#ifdef __linux__
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+#endif
+
 #include <spdlog/spdlog.h>
 
+#include "tidings/broker/logging.hpp"
 #include "tidings/protocol/encoder.hpp"
 #include "tidings/protocol/topic.hpp"
 
@@ -28,6 +34,11 @@ constexpr std::size_t min_staging = 64 * 1024;
 constexpr std::size_t pooled_buffers = 32;
 constexpr std::size_t max_pooled_capacity = 1024 * 1024;
 constexpr std::size_t retained_in_flight = max_batch_frames;
+// What an idle connection keeps of its outbound vectors (16 bytes a frame); a backlog
+// grew them, and they go back once it is written.
+constexpr std::size_t idle_frames = 64;
+// Bytes per write call, as asio::transfer_all() does; each one completing is progress.
+constexpr std::size_t write_chunk = 64 * 1024;
 constexpr auto linger_after_error = std::chrono::seconds(1);
 // Reads of a full buffer before a busy connection yields to the loop's other sessions.
 constexpr int max_reads_per_turn = 16;
@@ -56,6 +67,20 @@ proto::info_message make_info(const config& settings, std::uint64_t client_id) {
   return info;
 }
 
+// Bytes written to the socket that the peer has not acknowledged yet (SIOCOUTQ), or
+// nullopt where the platform does not say.
+std::optional<std::size_t> unacked_bytes(tcp::socket& socket) {
+#ifdef __linux__
+  int bytes = 0;
+  if (::ioctl(socket.native_handle(), SIOCOUTQ, &bytes) == 0 && bytes >= 0) {
+    return static_cast<std::size_t>(bytes);
+  }
+#else
+  (void)socket;
+#endif
+  return std::nullopt;
+}
+
 }  // namespace
 
 session::session(server_context& server, event_loop& loop, tcp::socket socket,
@@ -75,8 +100,8 @@ session::session(server_context& server, event_loop& loop, tcp::socket socket,
 
 session::~session() = default;
 
-void session::start() {
-  counted_ = true;
+void session::start(bool counted) {
+  counted_ = counted;
   loop_.sessions.emplace(client_id_, shared_from_this());
   spdlog::info("client {} connected from {}", client_id_, remote_);
 
@@ -133,9 +158,27 @@ void session::on_readable(const boost::system::error_code& ec) {
     close(close_reason::io_error);
     return;
   }
+  if (state_ != state::open) {
+    // Ending: the client's input no longer matters, but it must not stay unread, or the
+    // close would reset the connection and lose what is still on its way to the client.
+    if (peer_closed_) return;
+    switch (discard_input()) {
+      case discarded::drained:
+        wait_readable();
+        return;
+      case discarded::more:
+        resume_reading();  // a fresh edge is not guaranteed while data waits
+        return;
+      case discarded::closed:
+        break;
+    }
+    peer_closed_ = true;
+    // Flushing goes on (a client may half-close and still read); once lingering, the
+    // client's close is what the linger waited for.
+    if (state_ == state::lingering) close(finish_reason_);
+    return;
+  }
   for (int round = 0; round < max_reads_per_turn; ++round) {
-    // While flushing a final err without linger, the client's input no longer matters.
-    if (state_ == state::flushing && !linger_) return;
     boost::system::error_code read_ec;
     const std::size_t n = socket_.read_some(asio::buffer(loop_.read_buffer), read_ec);
     if (read_ec == asio::error::would_block || read_ec == asio::error::try_again) {
@@ -143,24 +186,44 @@ void session::on_readable(const boost::system::error_code& ec) {
       return;
     }
     if (read_ec) {
-      const bool orderly = read_ec == asio::error::eof;
-      close(state_ != state::open ? finish_reason_
-            : orderly             ? close_reason::client_closed
-                                  : close_reason::io_error);
+      close(read_ec == asio::error::eof ? close_reason::client_closed : close_reason::io_error);
       return;
     }
-    if (state_ == state::open) process(std::string_view(loop_.read_buffer.data(), n));
+    process(std::string_view(loop_.read_buffer.data(), n));
     // One wake-up per destination for everything this read published.
     loop_.batch.flush();
-    if (state_ == state::closed || read_paused_) return;
+    if (state_ == state::closed) return;
+    if (state_ != state::open) {
+      // A frame ended the session (framing error, slow consumer): discard from here on.
+      resume_reading();
+      return;
+    }
+    if (read_paused_) return;
     // The reactor is edge-triggered and async_wait does not read first: wait only once
     // the socket is known drained, so the next arrival is a fresh edge.
     if (n < loop_.read_buffer.size()) {
+      release_read_storage();
       wait_readable();
       return;
     }
   }
   resume_reading();  // more may be waiting: let the loop's other sessions go first
+}
+
+session::discarded session::discard_input() {
+  for (int round = 0; round < max_reads_per_turn; ++round) {
+    boost::system::error_code ec;
+    const std::size_t n = socket_.read_some(asio::buffer(loop_.read_buffer), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) return discarded::drained;
+    if (ec) return discarded::closed;
+    if (n < loop_.read_buffer.size()) return discarded::drained;
+  }
+  return discarded::more;
+}
+
+void session::release_read_storage() {
+  decoder_.shrink();
+  parser_.shrink();
 }
 
 void session::process(std::string_view bytes) {
@@ -177,7 +240,7 @@ void session::process(std::string_view bytes) {
                       std::to_string(server_.settings.max_frame)
                 : "frame length " + std::to_string(step.length) + " is below 2";
         spdlog::debug("client {} ({}): {}", client_id_, remote_, message);
-        finish(close_reason::protocol_error, step.error, message, true);
+        finish(close_reason::protocol_error, step.error, message);
         return;
       }
       case proto::frame_decoder::status::frame:
@@ -216,8 +279,10 @@ void session::handle_frame(std::string_view body) {
       }
       const auto& connect = std::get<proto::connect_message>(frame_.body);
       echo_ = connect.echo;
-      if (connect.name) name_.assign(*connect.name);
-      spdlog::debug("client {} ({}) connect: name='{}' echo={}", client_id_, remote_, name_, echo_);
+      // Kept escaped: it is used only in log lines (and bounded at 128 bytes raw).
+      if (connect.name) name_ = escape_for_log(*connect.name);
+      spdlog::debug("client {} ({}) connect: name=\"{}\" echo={}", client_id_, remote_, name_,
+                    echo_);
       reply_ok();
       return;
     }
@@ -386,7 +451,10 @@ void session::start_write() {
     overflowed = overflowed_;
     if (!overflowed && !writing_) {
       bytes = queue_.take(in_flight_, max_batch_frames, max_batch_bytes);
-      if (bytes == 0) wake_due_ = false;
+      if (bytes == 0) {
+        wake_due_ = false;
+        queue_.shrink(idle_frames);  // nothing left to write: give back a backlog's storage
+      }
     }
   }
   if (overflowed) {
@@ -395,20 +463,8 @@ void session::start_write() {
   }
   if (writing_) return;
   if (bytes == 0) {
-    if (state_ == state::flushing) {
-      // The final err is out: half-close, and linger or close.
-      boost::system::error_code ec;
-      socket_.shutdown(tcp::socket::shutdown_send, ec);
-      if (linger_) {
-        state_ = state::lingering;
-        // The sweep that ends the linger may come one interval late: start it that much
-        // sooner, so input is discarded for at most a second in all.
-        linger_until_ = clock::now() + linger_after_error - server_.sweep_interval;
-        resume_reading();
-      } else {
-        close(finish_reason_);
-      }
-    }
+    if (in_flight_.capacity() > idle_frames) std::vector<outbound_queue::entry>().swap(in_flight_);
+    if (state_ == state::flushing) end_flush();
     return;
   }
 
@@ -447,10 +503,17 @@ void session::start_write() {
   if (out > run_start) buffers_.emplace_back(run_start, static_cast<std::size_t>(out - run_start));
 
   writing_ = true;
-  write_started_ = clock::now();
+  last_progress_ = clock::now();
+  last_unacked_.reset();
   in_flight_bytes_ = bytes;
   asio::async_write(
       socket_, buffers_,
+      // Runs on the loop before each partial write: the one before it completed (or this
+      // is the first), which is progress. Its handler below keeps the session alive.
+      [this](const boost::system::error_code& ec, std::size_t /*written*/) -> std::size_t {
+        last_progress_ = clock::now();
+        return ec ? 0 : write_chunk;
+      },
       [self = shared_from_this()](const boost::system::error_code& ec, std::size_t written) {
         self->on_write(ec, written);
       });
@@ -493,7 +556,16 @@ void session::on_write(const boost::system::error_code& ec, std::size_t /*bytes*
 void session::tick(clock::time_point now) {
   const auto& settings = server_.settings;
   if (state_ == state::closed) return;
-  if (writing_ && now - write_started_ >= settings.write_deadline) {
+  if (writing_) {
+    // The peer reading lets the kernel send more, which changes what is unacknowledged,
+    // long before the kernel has room for the next partial write.
+    const auto unacked = unacked_bytes(socket_);
+    if (unacked && unacked != last_unacked_) {
+      if (last_unacked_) last_progress_ = now;
+      last_unacked_ = unacked;
+    }
+  }
+  if (writing_ && now - last_progress_ >= settings.write_deadline) {
     // Under the drop policy an open connection stays (its excess messages are dropped
     // when queued; a dead peer still ends as stale). A connection that is ending must
     // end, whatever the policy.
@@ -502,8 +574,14 @@ void session::tick(clock::time_point now) {
       return;
     }
   }
-  if (state_ == state::lingering && now >= linger_until_) {
-    close(finish_reason_);
+  if (state_ == state::lingering) {
+    // A drain lingers until the client has everything (or closes, or the drain times out).
+    const bool delivered =
+        finish_reason_ == close_reason::server_shutdown && unacked_bytes(socket_).value_or(1) == 0;
+    if (delivered || now >= linger_until_) {
+      discard_input();  // what arrived since the last read must not turn the close into a reset
+      close(finish_reason_);
+    }
     return;
   }
   if (state_ != state::open || settings.ping_interval.count() == 0 || now < next_ping_) return;
@@ -539,12 +617,14 @@ void session::drop_all_subscriptions() {
 }
 
 void session::finish(close_reason reason, std::optional<proto::error_code> code,
-                     std::string_view message, bool linger) {
+                     std::string_view message) {
   if (state_ != state::open) return;
   state_ = state::flushing;
   finish_reason_ = reason;
-  linger_ = linger;
   drop_all_subscriptions();
+  // From now on input is read and discarded, even if reading was paused.
+  read_paused_ = false;
+  resume_reading();
   {
     std::lock_guard lock(mutex_);
     accepting_ = false;
@@ -556,6 +636,26 @@ void session::finish(close_reason reason, std::optional<proto::error_code> code,
   }
   // Make sure the writer runs even if nothing else wakes it.
   loop_.batch.add(shared_from_this());
+}
+
+void session::end_flush() {
+  boost::system::error_code ec;
+  socket_.shutdown(tcp::socket::shutdown_send, ec);
+  if (peer_closed_) {
+    // Nothing more can arrive, so closing cannot reset: the kernel delivers the rest.
+    close(finish_reason_);
+    return;
+  }
+  state_ = state::lingering;
+  if (finish_reason_ == close_reason::server_shutdown) {
+    // Until the client has everything or closes; the drain timeout bounds it.
+    linger_until_ = clock::time_point::max();
+  } else {
+    // The sweep that ends the linger may come one interval late: start it that much
+    // sooner, so input is discarded for at most a second in all.
+    linger_until_ = clock::now() + linger_after_error - server_.sweep_interval;
+  }
+  resume_reading();
 }
 
 void session::cut_slow_consumer(std::string_view why) {
@@ -602,8 +702,9 @@ void session::close(close_reason reason) {
       reason == close_reason::client_closed || reason == close_reason::server_shutdown
           ? spdlog::level::info
           : spdlog::level::warn;
-  spdlog::log(level, "client {} ({}{}{}) closed: {}, {} frames in{}", client_id_, remote_,
-              name_.empty() ? "" : " ", name_, to_string(reason), frames_seen_,
+  spdlog::log(level, "client {} ({}{}{}{}) closed: {}, {} frames in{}", client_id_, remote_,
+              name_.empty() ? "" : " \"", name_, name_.empty() ? "" : "\"", to_string(reason),
+              frames_seen_,
               dropped == 0 ? std::string() : ", " + std::to_string(dropped) + " messages dropped");
   if (server_.on_session_closed) server_.on_session_closed();
 }

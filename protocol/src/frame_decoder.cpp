@@ -90,9 +90,8 @@ std::size_t frame_decoder::buffered() const noexcept {
 }
 
 void frame_decoder::shrink() noexcept {
-  if (!in_body_ && body_.capacity() > retained_capacity) {
-    std::string().swap(body_);
-  }
+  // Between frames nothing here is needed: whatever a past split frame took goes back.
+  if (!in_body_) std::string().swap(body_);
 }
 
 }  // namespace tidings::protocol

@@ -315,6 +315,20 @@ bool name_registry::add(std::string_view name) {
   return large.insert(name).second;
 }
 
+void name_registry::shrink() noexcept {
+  // A frame with thousands of members (or escaped names) grew these; an idle connection
+  // gives that back. A handful of names is the steady state and stays.
+  constexpr std::size_t kept_names = 32;
+  if (names.capacity() > kept_names) std::vector<std::string_view>().swap(names);
+  if (decoded.size() > kept_names ||
+      std::any_of(decoded.begin(), decoded.end(),
+                  [](const auto& name) { return name->capacity() > kept_scratch_capacity; })) {
+    std::vector<std::unique_ptr<std::string>>().swap(decoded);
+  }
+  decoded_used = 0;
+  if (large.bucket_count() > kept_names) std::unordered_set<std::string_view>().swap(large);
+}
+
 std::string_view name_registry::decode(std::string_view escaped) {
   if (decoded_used == decoded.size()) decoded.push_back(std::make_unique<std::string>());
   std::string& out = *decoded[decoded_used++];
@@ -348,6 +362,15 @@ std::string_view op_name(op value) noexcept {
       return "err";
   }
   return "?";
+}
+
+void client_parser::shrink() noexcept {
+  names_.shrink();
+  header_names_.shrink();
+  for (std::string* scratch :
+       {&op_, &topic_, &reply_, &queue_, &name_, &token_, &user_, &pass_, &id_}) {
+    if (scratch->capacity() > detail::kept_scratch_capacity) std::string().swap(*scratch);
+  }
 }
 
 parse_result client_parser::parse(std::string_view body, client_frame& out) {
@@ -458,6 +481,9 @@ parse_result client_parser::parse(std::string_view body, client_frame& out) {
       }
       if (!optional_string(m[field::name], name_, connect.name)) {
         return failure(error_code::bad_request, "'name' must be a string", true);
+      }
+      if (connect.name && connect.name->size() > max_client_name_size) {
+        return failure(error_code::bad_request, "'name' must be at most 128 bytes", true);
       }
       if (!optional_string(m[field::token], token_, connect.token)) {
         return failure(error_code::bad_request, "'token' must be a string", true);

@@ -387,6 +387,20 @@ TEST(FrameDecoderTest, LargeFrameThenSmallFrames) {
   EXPECT_EQ(out.bodies.back(), small.bodies.back());
 }
 
+TEST(FrameDecoderTest, ShrinkGivesBackWhatASplitFrameTook) {
+  // Issue 9, defect 3: an idle connection kept the storage of its largest split frame.
+  const std::string body = body_of_size(300 * 1024, 'S');
+  const std::string bytes = frame(body);
+  frame_decoder decoder;
+  const auto out = feed(
+      decoder, {std::string_view(bytes).substr(0, 1000), std::string_view(bytes).substr(1000)});
+  ASSERT_EQ(out.bodies.size(), 1U);
+  EXPECT_GE(decoder.capacity(), body.size());
+  decoder.shrink();
+  EXPECT_LT(decoder.capacity(), 64U);  // what std::string holds without a heap block
+  EXPECT_EQ(decoder.buffered(), 0U);
+}
+
 TEST(FrameDecoderTest, LengthHelpersAreBigEndian) {
   char bytes[4];
   store_frame_length(bytes, 0x01020304);

@@ -149,6 +149,29 @@ TEST_F(ClientParserTest, Connect) {
   EXPECT_EQ(empty.name, "");
 }
 
+TEST_F(ClientParserTest, ConnectNameIsAtMost128Bytes) {
+  // Issue 9, defect 9: the name goes into every log line about the connection.
+  const std::string longest(128, 'n');
+  EXPECT_EQ(
+      ok_as<connect_message>(R"({"op":"connect","name":")" + longest + "\"}", op::connect).name,
+      longest);
+  // Counted once decoded: 128 escaped characters are 128 bytes.
+  EXPECT_EQ(ok_as<connect_message>(R"({"op":"connect","name":")" + repeat("\\u0041", 128) + "\"}",
+                                   op::connect)
+                .name,
+            std::string(128, 'A'));
+  client_frame frame;
+  for (const std::string& name :
+       {std::string(129, 'n'), repeat("\\u00e9", 65), repeat("line\\n", 300000)}) {
+    const std::string body = R"({"op":"connect","id":7,"name":")" + name + "\"}";
+    const auto r = parser_.parse(body, frame);
+    ASSERT_FALSE(r.ok);
+    EXPECT_EQ(r.error.code, error_code::bad_request);
+    EXPECT_TRUE(r.error.id_valid);
+    EXPECT_EQ(r.error.message, "'name' must be at most 128 bytes");
+  }
+}
+
 TEST_F(ClientParserTest, Pub) {
   const auto& p = pub(
       R"({"op":"pub","topic":"orders.created","reply":"_INBOX.a.1","headers":{"trace":"abc","k":"v"},"data":{"order":42,"total":9.5},"id":"req-1"})");

@@ -56,6 +56,10 @@ class outbound_queue {
   // Drops every queued frame (not the batch in flight); returns how many were dropped.
   std::size_t clear() noexcept;
 
+  // When empty, gives back storage beyond `frames` entries (grown by a past backlog), so
+  // that an idle connection keeps a small footprint.
+  void shrink(std::size_t frames) noexcept;
+
   bool empty() const noexcept { return head_ == frames_.size(); }
   std::size_t queued_frames() const noexcept { return frames_.size() - head_; }
   // Queued and in-flight bytes: what max_pending bounds.

@@ -13,8 +13,17 @@
 // buffer, large bodies are gathered by reference.
 //
 // Ending: close() records one close_reason. Ends that owe the client an `err` (framing
-// errors, stale connection, shutdown) first stop routing to the session, queue the `err`
-// behind what is queued, and close once it is written; a slow consumer loses its backlog.
+// errors, stale connection, refusal, shutdown) first stop routing to the session, queue
+// the `err` behind what is queued, write it, half-close, and only then close; a slow
+// consumer loses its backlog. From the moment an end begins, input is read and
+// discarded, never left unread: closing a socket with unread input makes the kernel
+// reset the connection and throw away what it had not yet sent. After the half-close the
+// session lingers until the client closes its side, or (shutdown) until everything sent
+// was acknowledged, or (other ends) for at most a second.
+//
+// Memory: when its socket is drained the session gives back what one unusual frame made
+// its buffers grow to (the decoder's split frame, the parser's scratch), and when it has
+// nothing left to write, its outbound vectors; an idle connection keeps a small footprint.
 
 #include <chrono>
 #include <cstdint>
@@ -44,8 +53,9 @@ class session final : public subscriber, public std::enable_shared_from_this<ses
   session(server_context& server, event_loop& loop, tcp::socket socket, std::uint64_t client_id);
   ~session() override;
 
-  // Sends `info` and starts reading. On the loop.
-  void start();
+  // Sends `info` and starts reading. `counted`: the session holds one of the server's
+  // active_connections, which it gives back when it closes (the server took it). On the loop.
+  void start(bool counted);
   // Sends `info` and `err too_many_connections`, then closes. On the loop.
   void refuse();
   // Graceful stop: flush what is queued, send `shutting_down`, close. On the loop.
@@ -71,6 +81,12 @@ class session final : public subscriber, public std::enable_shared_from_this<ses
   void resume_reading();
   void on_readable(const boost::system::error_code& ec);
   void process(std::string_view bytes);
+  // Reads and drops what the client sent (a bounded amount per call): until the socket
+  // is drained, or there is more than one turn's worth, or it reported EOF or an error.
+  enum class discarded : std::uint8_t { drained, more, closed };
+  discarded discard_input();
+  // Idle: gives back storage grown for past frames.
+  void release_read_storage();
   void handle_frame(std::string_view body);
   void handle_pub(const protocol::pub_message& pub);
   void handle_sub(const protocol::sub_message& sub);
@@ -88,11 +104,13 @@ class session final : public subscriber, public std::enable_shared_from_this<ses
 
   void remove_subscription(const std::shared_ptr<subscription>& sub);
   void drop_all_subscriptions();
-  // Stops routing to this session, queues `code` (if any) after what is queued, and
-  // closes once it is written. With `linger`, reads are discarded for up to a second
-  // first (after a framing error, so the client sees the err, not a reset).
+  // Stops routing to this session, stops processing input (it is read and discarded),
+  // queues `code` (if any) after what is queued, writes it all, half-closes and lingers
+  // (see the top of this file) before closing.
   void finish(close_reason reason, std::optional<protocol::error_code> code,
-              std::string_view message, bool linger = false);
+              std::string_view message);
+  // The final err is written: half-close, then linger or close.
+  void end_flush();
   // Slow consumer: discard the backlog, try to send the err, close.
   void cut_slow_consumer(std::string_view why);
   void close(close_reason reason);
@@ -113,7 +131,7 @@ class session final : public subscriber, public std::enable_shared_from_this<ses
   bool reading_ = false;
   bool read_paused_ = false;  // own replies backed up (drop policy): wait for the writer
   bool counted_ = false;      // holds one of max_connections
-  bool linger_ = false;       // discard input for a while before closing
+  bool peer_closed_ = false;  // EOF seen: nothing more will arrive
   std::string name_;
   std::unordered_map<std::uint64_t, std::shared_ptr<subscription>> subscriptions_;
 
@@ -123,7 +141,10 @@ class session final : public subscriber, public std::enable_shared_from_this<ses
   write_buffer staging_;  // borrowed from the loop while a write is in flight
   std::vector<asio::const_buffer> buffers_;
   bool writing_ = false;
-  clock::time_point write_started_{};
+  // The write deadline is "no progress for write_deadline": a partial write completing,
+  // or the kernel's unacknowledged bytes changing (the peer read some), is progress.
+  clock::time_point last_progress_{};
+  std::optional<std::size_t> last_unacked_;
 
   // Lifecycle and timers (loop only).
   state state_ = state::open;

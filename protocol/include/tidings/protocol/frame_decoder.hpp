@@ -50,7 +50,11 @@ class frame_decoder {
   bool failed() const noexcept { return failed_; }
   std::uint32_t max_frame() const noexcept { return max_frame_; }
 
-  // Frees the storage of a large partial frame once it is no longer needed.
+  // Heap bytes held for frames split across inputs (kept for reuse after a frame).
+  std::size_t capacity() const noexcept { return body_.capacity(); }
+
+  // Frees the storage kept from earlier split frames unless a frame is in progress. For
+  // a connection going idle: only the frames it is in the middle of should cost memory.
   void shrink() noexcept;
 
  private:

@@ -18,6 +18,8 @@ inline constexpr std::uint32_t server_frame_allowance = 1024;
 inline constexpr std::size_t max_topic_size = 256;
 inline constexpr std::size_t max_queue_name_size = 64;
 inline constexpr std::size_t max_string_id_size = 64;
+// `connect.name`, in bytes once decoded: it appears in every log line about the connection.
+inline constexpr std::size_t max_client_name_size = 128;
 // Integers on the wire (sid, id, max) stay within what an IEEE double holds exactly.
 inline constexpr std::uint64_t max_safe_integer = (std::uint64_t{1} << 53) - 1;
 // The frame's own object is level 1.

@@ -28,6 +28,10 @@ struct parse_error {
 
 namespace detail {
 
+// Scratch storage up to this size is kept between frames (a topic is at most 256 bytes);
+// more, grown by one unusual frame, is given back by shrink().
+inline constexpr std::size_t kept_scratch_capacity = 512;
+
 // Reused between frames so that checking member names for repeats allocates nothing in
 // the steady state.
 struct name_registry {
@@ -43,6 +47,8 @@ struct name_registry {
   // False if `name` was already registered since the last clear().
   bool add(std::string_view name);
   std::string_view decode(std::string_view escaped);
+  // Gives back storage beyond the steady state; views from earlier frames die.
+  void shrink() noexcept;
 };
 
 }  // namespace detail
@@ -64,6 +70,11 @@ struct parse_result {
 class client_parser {
  public:
   parse_result parse(std::string_view body, client_frame& out);
+
+  // Gives back what an unusual frame made the scratch storage grow to (long escaped
+  // strings, many members), so that an idle connection keeps a small footprint. Views
+  // from earlier parses die.
+  void shrink() noexcept;
 
  private:
   detail::name_registry names_;
