@@ -29,10 +29,21 @@ struct subscription {
 
   // Cleared when the subscription ends; a router holding an older match skips it.
   std::atomic<bool> live{true};
-  // Deliveries made so far, and the limit set by `unsub` with `max` (0: none). A router
-  // delivers only while fetch_add(1) on `delivered` stays below the limit.
+  // Deliveries accepted so far (plus, for an instant, claims being tried), and the limit
+  // set by `unsub` with `max` (0: none). A router claims a delivery with fetch_add(1) and
+  // gives the claim back if the owner refuses the message, so only accepted deliveries
+  // count. Both sides use seq_cst: `unsub` stores the limit then reads the count, a
+  // router adds to the count then reads the limit; with anything weaker both could read
+  // the old value and neither would end the subscription.
   std::atomic<std::uint64_t> delivered{0};
   std::atomic<std::uint64_t> max_deliveries{0};
+
+  // Set under the owner's own lock when the owner ends the subscription (`unsub`, or a
+  // `sub` reusing its sid). The owner checks it under that lock before queueing, so no
+  // `msg` of this subscription follows the `ok` of the `unsub` that ended it, and a
+  // reused sid never carries a message of the subscription before. A plain bool: only
+  // the owner reads or writes it, always under its lock.
+  bool ended_by_owner = false;
 };
 
 }  // namespace tidings::broker
