@@ -10,36 +10,12 @@ void delivery_batch::flush() {
   targets_.clear();
 }
 
-router::claim router::claim_delivery(subscription& sub) {
-  // Counted even without a limit: `unsub` with `max` counts every delivery since the
-  // subscription was made. seq_cst pairs with handle_unsub (see subscription.hpp).
-  const std::uint64_t count = sub.delivered.fetch_add(1, std::memory_order_seq_cst) + 1;
-  const std::uint64_t limit = sub.max_deliveries.load(std::memory_order_seq_cst);
-  if (limit == 0) return claim::granted;
-  if (count > limit) {
-    // Give it back, so the count stays "accepted or being tried": a claim ahead of this
-    // one that is refused must leave room for the next message.
-    sub.delivered.fetch_sub(1, std::memory_order_seq_cst);
-    return claim::refused;
-  }
-  return count == limit ? claim::last : claim::granted;
-}
-
 bool router::deliver(const std::shared_ptr<subscription>& sub, const shared_body& body,
                      delivery_batch& batch) {
-  const claim claimed = claim_delivery(*sub);
-  if (claimed == claim::refused) return false;
-  const enqueue_result result = sub->owner->enqueue_msg(*sub, body, claimed == claim::last);
-  if (result == enqueue_result::refused) {
-    // Only accepted messages count toward `max` (a rare path: a dropping or ending
-    // subscriber).
-    sub->delivered.fetch_sub(1, std::memory_order_seq_cst);
-    return false;
-  }
-  if (result == enqueue_result::queued_wake) batch.add(sub->owner);
-  // Ended only once its last message is queued (enqueue_msg cleared `live`), so a
-  // refused last message leaves the subscription live for the next one.
-  if (claimed == claim::last) sub->owner->expire(sub);
+  const enqueue_result result = sub->owner->enqueue_msg(*sub, body);
+  if (!result.accepted) return false;
+  if (result.wake) batch.add(sub->owner);
+  if (result.last) sub->owner->expire(sub);
   return true;
 }
 
@@ -70,8 +46,8 @@ std::size_t router::publish(const subscriber* publisher, bool echo,
   }
   for (const auto& group : targets->groups) {
     // Round robin from the group's cursor, passing over members that cannot take it
-    // (not eligible, `max` reached, or refusing). The cursor then moves past the chosen
-    // member, not merely by one: otherwise the member after a skipped one would get the
+    // (not eligible, or refusing: `max` reached, dropping, ending). The cursor then moves past the
+    // chosen member, not merely by one: otherwise the member after a skipped one would get the
     // skipped one's turn as well as its own. The extra add happens only when members
     // were passed over.
     const std::size_t size = group.members.size();

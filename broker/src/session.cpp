@@ -290,16 +290,15 @@ void session::handle_unsub(const proto::unsub_message& unsub) {
   const auto it = subscriptions_.find(unsub.sid);
   if (it != subscriptions_.end()) {
     const auto entry = it->second;
-    if (unsub.max == 0) {
-      remove_subscription(entry);
-    } else {
-      // seq_cst, paired with router::claim_delivery (see subscription.hpp): either this
-      // load sees a delivery that reached the limit, or that delivery sees the limit.
-      entry->max_deliveries.store(unsub.max, std::memory_order_seq_cst);
-      if (entry->delivered.load(std::memory_order_seq_cst) >= unsub.max) {
-        remove_subscription(entry);
-      }
+    bool reached = unsub.max == 0;
+    if (!reached) {
+      // Under the lock deliveries are counted under: a delivery racing this `unsub`
+      // either is counted here or sees the limit.
+      std::lock_guard lock(mutex_);
+      entry->max_deliveries = unsub.max;
+      reached = entry->accepted >= unsub.max;
     }
+    if (reached) remove_subscription(entry);
   }
   reply_ok();
 }
@@ -307,26 +306,26 @@ void session::handle_unsub(const proto::unsub_message& unsub) {
 // ---------------------------------------------------------------------------------------
 // Queueing
 
-enqueue_result session::enqueue_msg(subscription& sub, const shared_body& body, bool last) {
+enqueue_result session::enqueue_msg(subscription& sub, const shared_body& body) {
   const std::size_t wire_size = proto::msg_prefix_size(sub.sid) + body.size();
   {
     std::lock_guard lock(mutex_);
-    // ended_by_owner: the `unsub` (or sid reuse) that ended it was processed, and its
-    // `ok` may be queued already; a message now would follow it.
-    if (!accepting_ || sub.ended_by_owner) return enqueue_result::refused;
+    // may_accept: not ended by an `unsub` whose `ok` may be queued already (a message
+    // now would follow it), and below its `max`.
+    if (!accepting_ || !sub.may_accept()) return {};
     if (!queue_.would_overflow(wire_size)) {
       queue_.push_msg(sub.sid, body, wire_size);
-      // Under the lock the writer takes frames with: the client cannot see this message
-      // while the subscription still looks live to a `sub` reusing its sid.
-      if (last) sub.live.store(false, std::memory_order_release);
-      const bool wake_needed = !wake_due_;
+      // Counted under the lock the writer takes frames with: a client that sees the
+      // last message under `max` finds the subscription ended when it reuses the sid.
+      const bool last = sub.count_accepted();
+      const bool wake = !wake_due_;
       wake_due_ = true;
-      return wake_needed ? enqueue_result::queued_wake : enqueue_result::queued;
+      return {true, wake, last};
     }
     if (server_.settings.slow_consumer == slow_consumer_policy::drop) {
       ++dropped_;
       server_.stats.messages_dropped.fetch_add(1, std::memory_order_relaxed);
-      return enqueue_result::refused;
+      return {};
     }
     // Close policy: stop taking messages and have the loop cut the connection, even if
     // a (stuck) write is in flight.
@@ -339,7 +338,7 @@ enqueue_result session::enqueue_msg(subscription& sub, const shared_body& body, 
   // runs on this session's loop, posted even from it: the caller may be this very
   // session, in the middle of processing its own publish.
   asio::post(loop_.io, [self = shared_from_this()] { self->start_write(); });
-  return enqueue_result::refused;
+  return {};
 }
 
 void session::queue_control(std::string_view frame, bool ping) {

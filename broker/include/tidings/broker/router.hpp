@@ -21,11 +21,12 @@
 namespace tidings::broker {
 
 // What a subscriber did with one message.
-enum class enqueue_result : std::uint8_t {
-  refused,     // not queued: the connection is ending, the subscription was ended by its
-               // owner, or the slow-consumer policy dropped it
-  queued,      // queued; a wake-up is already due
-  queued_wake  // queued; the caller must wake() the subscriber after its batch
+struct enqueue_result {
+  // Queued. Not queued: the connection is ending, the subscription was ended by its
+  // owner or has had its `max`, or the slow-consumer policy dropped it.
+  bool accepted = false;
+  bool wake = false;  // the caller must wake() the subscriber after its batch
+  bool last = false;  // the subscription's last delivery under `max`: expire() it
 };
 
 // What the router delivers to: a session, or a fake in tests. Every member may be called
@@ -35,10 +36,9 @@ class subscriber {
   virtual ~subscriber() = default;
 
   // Queues one `msg` for subscription `sub` (owned by this subscriber) with the shared
-  // `body` (encode_msg_body). `last`: the delivery that reaches the subscription's `max`;
-  // if it is queued, `sub.live` is cleared before the message can be written, so a
-  // client that has seen it may reuse the sid at once (expire() follows).
-  virtual enqueue_result enqueue_msg(subscription& sub, const shared_body& body, bool last) = 0;
+  // `body` (encode_msg_body), if sub.may_accept() under the subscriber's lock; counts it
+  // with sub.count_accepted() under that lock.
+  virtual enqueue_result enqueue_msg(subscription& sub, const shared_body& body) = 0;
 
   // Starts writing what was queued.
   virtual void wake() = 0;
@@ -75,12 +75,7 @@ class router {
   std::uint64_t delivered() const noexcept { return delivered_.load(std::memory_order_relaxed); }
 
  private:
-  enum class claim : std::uint8_t { refused, granted, last };
-  // Reserves one delivery against the subscription's `max`: refused once it is reached;
-  // `last` for the delivery that reaches it.
-  static claim claim_delivery(subscription& sub);
-  // Claims, queues and (on the last allowed delivery) expires; false if not accepted,
-  // with the claim given back.
+  // Queues and (on the last delivery under `max`) expires; false if not accepted.
   static bool deliver(const std::shared_ptr<subscription>& sub, const shared_body& body,
                       delivery_batch& batch);
 

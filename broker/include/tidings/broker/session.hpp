@@ -58,7 +58,7 @@ class session final : public subscriber, public std::enable_shared_from_this<ses
   std::uint64_t client_id() const noexcept { return client_id_; }
 
   // subscriber
-  enqueue_result enqueue_msg(subscription& sub, const shared_body& body, bool last) override;
+  enqueue_result enqueue_msg(subscription& sub, const shared_body& body) override;
   void wake() override;
   void expire(const std::shared_ptr<subscription>& sub) override;
 
