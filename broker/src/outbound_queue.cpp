@@ -7,10 +7,13 @@ namespace tidings::broker {
 void outbound_queue::push_msg(std::uint64_t sid, const shared_body& body, std::size_t wire_size) {
   frames_.push_back(entry{body, sid});
   pending_ += wire_size;
+  pushed_ += wire_size;
 }
 
 void outbound_queue::push_frame(shared_body frame) {
   pending_ += frame.size();
+  control_ += frame.size();
+  pushed_ += frame.size();
   frames_.push_back(entry{std::move(frame), 0});
 }
 
@@ -21,6 +24,8 @@ std::size_t outbound_queue::take(std::vector<entry>& batch, std::size_t max_fram
   if (head_ == 0 && batch.empty() && frames_.size() <= max_frames && pending_ <= max_bytes) {
     batch.swap(frames_);
     frames_.clear();
+    control_ = 0;
+    taken_ += pending_;
     return pending_;
   }
   std::size_t bytes = 0;
@@ -30,10 +35,12 @@ std::size_t outbound_queue::take(std::vector<entry>& batch, std::size_t max_fram
     entry& e = frames_[head_];
     if (taken > 0 && bytes + e.size() > max_bytes) break;
     bytes += e.size();
+    if (!e.is_msg()) control_ -= e.size();
     batch.push_back(std::move(e));
     ++head_;
     ++taken;
   }
+  taken_ += bytes;
   if (head_ == frames_.size()) {
     // Storage grown by a past backlog goes back once the backlog is gone.
     constexpr std::size_t retained_frames = 4096;
@@ -57,6 +64,7 @@ std::size_t outbound_queue::clear() noexcept {
     pending_ -= frames_[i].size();
   frames_.clear();
   head_ = 0;
+  control_ = 0;
   return dropped;
 }
 

@@ -10,23 +10,13 @@ void delivery_batch::flush() {
   targets_.clear();
 }
 
-bool router::claim_delivery(const std::shared_ptr<subscription>& sub) {
-  // Counted even without a limit: `unsub` with `max` counts every delivery since the
-  // subscription was made.
-  const std::uint64_t count = sub->delivered.fetch_add(1, std::memory_order_acq_rel) + 1;
-  const std::uint64_t limit = sub->max_deliveries.load(std::memory_order_acquire);
-  if (limit == 0) return true;
-  if (count > limit) return false;
-  if (count == limit) {
-    sub->live.store(false, std::memory_order_release);
-    sub->owner->expire(sub);
-  }
-  return true;
-}
-
-void router::deliver(const std::shared_ptr<subscription>& sub, const shared_body& body,
+bool router::deliver(const std::shared_ptr<subscription>& sub, const shared_body& body,
                      delivery_batch& batch) {
-  if (sub->owner->enqueue_msg(sub->sid, body)) batch.add(sub->owner);
+  const enqueue_result result = sub->owner->enqueue_msg(*sub, body);
+  if (!result.accepted) return false;
+  if (result.wake) batch.add(sub->owner);
+  if (result.last) sub->owner->expire(sub);
+  return true;
 }
 
 std::size_t router::publish(const subscriber* publisher, bool echo,
@@ -52,18 +42,20 @@ std::size_t router::publish(const subscriber* publisher, bool echo,
 
   std::size_t deliveries = 0;
   for (const auto& sub : targets->plain) {
-    if (!eligible(sub) || !claim_delivery(sub)) continue;
-    deliver(sub, body_for_delivery(), batch);
-    ++deliveries;
+    if (eligible(sub) && deliver(sub, body_for_delivery(), batch)) ++deliveries;
   }
   for (const auto& group : targets->groups) {
-    // Round robin from the group's cursor, passing over members that cannot take it.
+    // Round robin from the group's cursor, passing over members that cannot take it
+    // (not eligible, or refusing: `max` reached, dropping, ending). The cursor then moves past the
+    // chosen member, not merely by one: otherwise the member after a skipped one would get the
+    // skipped one's turn as well as its own. The extra add happens only when members
+    // were passed over.
     const std::size_t size = group.members.size();
     const std::uint64_t start = group.cursor->next.fetch_add(1, std::memory_order_relaxed);
     for (std::size_t i = 0; i < size; ++i) {
       const auto& member = group.members[(start + i) % size];
-      if (!eligible(member) || !claim_delivery(member)) continue;
-      deliver(member, body_for_delivery(), batch);
+      if (!eligible(member) || !deliver(member, body_for_delivery(), batch)) continue;
+      if (i != 0) group.cursor->next.fetch_add(i, std::memory_order_relaxed);
       ++deliveries;
       break;
     }

@@ -330,7 +330,14 @@ void session::handle_sub(const proto::sub_message& sub) {
       reply_err(proto::error_code::bad_request, "'sid' is already in use on this connection");
       return;
     }
-    subscriptions_.erase(it);  // ended by `max`; its sid is free again
+    // Ended by `max`; its sid is free again. Mark it ended here too, so that no late
+    // delivery of the old subscription (from a loop that claimed it before it ended) is
+    // queued under the sid from now on.
+    {
+      std::lock_guard lock(mutex_);
+      it->second->ended_by_owner = true;
+    }
+    subscriptions_.erase(it);
   }
   if (subscriptions_.size() >= server_.settings.max_subscriptions) {
     reply_err(proto::error_code::too_many_subscriptions,
@@ -348,14 +355,15 @@ void session::handle_unsub(const proto::unsub_message& unsub) {
   const auto it = subscriptions_.find(unsub.sid);
   if (it != subscriptions_.end()) {
     const auto entry = it->second;
-    if (unsub.max == 0) {
-      remove_subscription(entry);
-    } else {
-      entry->max_deliveries.store(unsub.max, std::memory_order_release);
-      if (entry->delivered.load(std::memory_order_acquire) >= unsub.max) {
-        remove_subscription(entry);
-      }
+    bool reached = unsub.max == 0;
+    if (!reached) {
+      // Under the lock deliveries are counted under: a delivery racing this `unsub`
+      // either is counted here or sees the limit.
+      std::lock_guard lock(mutex_);
+      entry->max_deliveries = unsub.max;
+      reached = entry->accepted >= unsub.max;
     }
+    if (reached) remove_subscription(entry);
   }
   reply_ok();
 }
@@ -363,15 +371,26 @@ void session::handle_unsub(const proto::unsub_message& unsub) {
 // ---------------------------------------------------------------------------------------
 // Queueing
 
-bool session::enqueue_msg(std::uint64_t sid, const shared_body& body) {
-  const std::size_t wire_size = proto::msg_prefix_size(sid) + body.size();
-  std::lock_guard lock(mutex_);
-  if (!accepting_) return false;
-  if (queue_.would_overflow(wire_size)) {
+enqueue_result session::enqueue_msg(subscription& sub, const shared_body& body) {
+  const std::size_t wire_size = proto::msg_prefix_size(sub.sid) + body.size();
+  {
+    std::lock_guard lock(mutex_);
+    // may_accept: not ended by an `unsub` whose `ok` may be queued already (a message
+    // now would follow it), and below its `max`.
+    if (!accepting_ || !sub.may_accept()) return {};
+    if (!queue_.would_overflow(wire_size)) {
+      queue_.push_msg(sub.sid, body, wire_size);
+      // Counted under the lock the writer takes frames with: a client that sees the
+      // last message under `max` finds the subscription ended when it reuses the sid.
+      const bool last = sub.count_accepted();
+      const bool wake = !wake_due_;
+      wake_due_ = true;
+      return {true, wake, last};
+    }
     if (server_.settings.slow_consumer == slow_consumer_policy::drop) {
       ++dropped_;
       server_.stats.messages_dropped.fetch_add(1, std::memory_order_relaxed);
-      return false;
+      return {};
     }
     // Close policy: stop taking messages and have the loop cut the connection, even if
     // a (stuck) write is in flight.
@@ -379,31 +398,37 @@ bool session::enqueue_msg(std::uint64_t sid, const shared_body& body) {
     accepting_ = false;
     queue_.clear();
     wake_due_ = true;
-    return true;
   }
-  queue_.push_msg(sid, body, wire_size);
-  const bool wake_needed = !wake_due_;
-  wake_due_ = true;
-  return wake_needed;
+  // The message itself is refused (a queue group offers it to another member); the cut
+  // runs on this session's loop, posted even from it: the caller may be this very
+  // session, in the middle of processing its own publish.
+  asio::post(loop_.io, [self = shared_from_this()] { self->start_write(); });
+  return {};
 }
 
-void session::queue_control(std::string_view frame) {
+void session::queue_control(std::string_view frame, bool ping) {
+  const bool drop_policy = server_.settings.slow_consumer == slow_consumer_policy::drop;
   bool wake_needed = false;
   bool over = false;
   {
     std::lock_guard lock(mutex_);
-    over = queue_.would_overflow(frame.size());
+    // Under drop, messages give way (they are refused at max_pending) and control frames
+    // have a bound of their own: a full queue of messages must not silence the replies
+    // and keepalives of a client that is reading.
+    over = !drop_policy && queue_.would_overflow(frame.size());
     queue_.push_frame(shared_body::copy_of(frame));
+    if (ping) ping_mark_ = queue_.pushed_total();
+    if (drop_policy) over = queue_.control_backed_up();
     wake_needed = !wake_due_;
     wake_due_ = true;
   }
   if (wake_needed) loop_.batch.add(shared_from_this());
   if (over && state_ == state::open) {
     // The client sends requests without reading the answers.
-    if (server_.settings.slow_consumer == slow_consumer_policy::close) {
+    if (!drop_policy) {
       cut_slow_consumer("its replies passed max_pending");
     } else {
-      read_paused_ = true;  // resume once the writer has caught up
+      read_paused_ = true;  // resumed by start_write once its replies drain
     }
   }
 }
@@ -445,6 +470,7 @@ void session::expire(const std::shared_ptr<subscription>& sub) {
 void session::start_write() {
   if (state_ == state::closed) return;
   bool overflowed = false;
+  bool control_drained = false;
   std::size_t bytes = 0;
   {
     std::lock_guard lock(mutex_);
@@ -455,7 +481,19 @@ void session::start_write() {
         wake_due_ = false;
         queue_.shrink(idle_frames);  // nothing left to write: give back a backlog's storage
       }
+      taken_total_ = queue_.taken_total();
+      control_drained = queue_.control_drained();
     }
+  }
+  if (ping_mark_ != 0 && taken_total_ >= ping_mark_) {
+    // The server's ping is on its way: from now on it waits for the client alone.
+    ping_mark_ = 0;
+    ++pings_out_;
+  }
+  if (read_paused_ && control_drained && state_ == state::open) {
+    // The client's replies are out of the queue; its input (pongs among it) may go on.
+    read_paused_ = false;
+    resume_reading();
   }
   if (overflowed) {
     cut_slow_consumer("max_pending passed");
@@ -585,16 +623,23 @@ void session::tick(clock::time_point now) {
     return;
   }
   if (state_ != state::open || settings.ping_interval.count() == 0 || now < next_ping_) return;
+  next_ping_ = now + settings.ping_interval;
+  // A ping still queued behind a backlog (drop policy, slow reader) is not unanswered:
+  // the client has not seen it. While the client reads (the writer took something since
+  // the last tick) it is alive and gets no second ping; an interval without a take
+  // counts like an unanswered ping, so a peer that reads nothing still ends as stale.
+  const bool ping_waiting = ping_mark_ != 0;
+  if (ping_waiting && taken_total_ == taken_at_tick_) ++pings_out_;
+  taken_at_tick_ = taken_total_;
   if (pings_out_ >= settings.max_pings_out) {
     finish(close_reason::stale_connection, proto::error_code::stale_connection,
            "no pong to " + std::to_string(pings_out_) + " pings");
     return;
   }
-  ++pings_out_;
-  next_ping_ = now + settings.ping_interval;
+  if (ping_waiting) return;
   scratch_.clear();
   proto::encode_ping(scratch_);
-  queue_control(scratch_);
+  queue_control(scratch_, /*ping=*/true);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -602,6 +647,12 @@ void session::tick(clock::time_point now) {
 
 void session::remove_subscription(const std::shared_ptr<subscription>& sub) {
   sub->live.store(false, std::memory_order_release);
+  {
+    // Under the lock enqueue_msg holds: a delivery racing this `unsub` is either queued
+    // before the `ok` that follows, or refused.
+    std::lock_guard lock(mutex_);
+    sub->ended_by_owner = true;
+  }
   server_.index.remove(sub);
   const auto it = subscriptions_.find(sub->sid);
   if (it != subscriptions_.end() && it->second == sub) subscriptions_.erase(it);

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -39,6 +40,33 @@ std::map<std::string, std::set<std::uint64_t>> sids_by_topic(const std::vector<j
         << "sid " << sid << " received " << frame["topic"] << " twice";
   }
   return out;
+}
+
+// A subscriber that never reads, under the drop policy with a small max_pending: after
+// `fill_queue_of`, its queue is full and refuses every further message of 16 KiB.
+constexpr std::uint64_t stalled_max_pending = 64 * 1024;
+constexpr int small_receive_buffer = 64 * 1024;  // see limits_test.cpp
+
+broker::config dropping_settings() {
+  broker::config settings = test_broker::default_settings();
+  settings.slow_consumer = broker::slow_consumer_policy::drop;
+  settings.max_pending = stalled_max_pending;
+  return settings;
+}
+
+// Publishes 16 MiB in 8 KiB messages to `topic`: more than the kernel buffers of a
+// connection that does not read (about 4 MiB) and max_pending together, so the queue of
+// the subscriber to `topic` ends full (within 8 KiB of max_pending) and stays so.
+void fill_queue_of(raw_client& publisher, const std::string& topic, test_broker& broker) {
+  std::string batch;
+  for (int i = 0; i < 64; ++i) {
+    batch += framed(R"({"op":"pub","topic":")" + topic + R"(","data":")" + std::string(8192, 'f') +
+                    "\"}");
+  }
+  for (int i = 0; i < 32; ++i)
+    publisher.send_raw(batch);
+  ASSERT_TRUE(publisher.sync(std::chrono::seconds(60)).empty());
+  ASSERT_GT(broker.server().stats().messages_dropped.load(), 0U);
 }
 
 TEST(Delivery, WildcardsMatchAsSectionFiveDefines) {
@@ -442,6 +470,144 @@ TEST(Delivery, IsAtMostOnceForSubscribersThatComeLater) {
   const auto frames = late.sync();
   ASSERT_EQ(frames.size(), 1U);
   EXPECT_EQ(frames[0]["data"], 2);
+}
+
+TEST(Delivery, QueueGroupGivesAMessageItsChosenMemberRefusesToAnotherMember) {
+  // Issue 9, defect 5: the message was lost for the whole group when the chosen member
+  // refused it (here: its queue is full under the drop policy), although another member
+  // had room. About half of them were lost.
+  test_broker broker(dropping_settings());
+  raw_client stalled(broker.port());
+  stalled.set_receive_buffer(small_receive_buffer);
+  stalled.read_info();
+  subscribe(stalled, 1, "jobs", "q");
+  subscribe(stalled, 2, "fill");
+  auto member = open_client(broker);
+  subscribe(member, 1, "jobs", "q");
+  auto publisher = open_client(broker);
+  fill_queue_of(publisher, "fill", broker);
+
+  // One at a time, each read before the next: the member's own queue has room for one.
+  // The stalled member's queue is full nearly all the time (the kernel may still take a
+  // little of its backlog now and then, and it may then take one): every message must
+  // reach exactly one of the two, none may be lost. Each goes right behind 256 KiB more
+  // for the stalled member, which refills any room that opened meanwhile.
+  constexpr int messages = 20;
+  std::string refill;
+  for (int i = 0; i < 32; ++i) {
+    refill += framed(R"({"op":"pub","topic":"fill","data":")" + std::string(8192, 'f') + "\"}");
+  }
+  std::size_t received = 0;
+  for (int i = 0; i < messages; ++i) {
+    publisher.send_raw(refill + framed(json({{"op", "pub"},
+                                             {"topic", "jobs"},
+                                             {"data", std::string(16 * 1024, 'j')},
+                                             {"id", i}})
+                                           .dump()));
+    EXPECT_TRUE(is_answer(next_answer(publisher), "ok", i));
+    received += only_op(member.sync(), "msg").size();
+  }
+  for (const auto& frame : only_op(stalled.sync(std::chrono::seconds(60)), "msg")) {
+    if (frame["sid"] == 1) ++received;
+  }
+  EXPECT_EQ(received, static_cast<std::size_t>(messages));
+}
+
+TEST(Delivery, UnsubAndSidReuseHoldAgainstPublishersOnOtherLoops) {
+  // Issue 9, defect 10, as a stress test for the ThreadSanitizer build: publishers on
+  // other loops deliver while the subscriber unsubscribes and reuses its sids.
+  // - After the `ok` of `unsub`, no msg of the ended subscription arrives, so none can be
+  //   taken for the new subscription that reuses the sid (here on another topic).
+  // - `unsub` with `max` 1 racing deliveries ends the subscription exactly when it has
+  //   had its one delivery: never with none (a claim counted, then refused, made `unsub`
+  //   end it early in a first version of the fix), and always once it has, so the sid
+  //   is free again (with release/acquire on the limit and the count, both sides could
+  //   miss each other and the subscription lived on, refusing everything).
+  broker::config settings = dropping_settings();
+  settings.threads = 4;
+  settings.max_pending = 1024 * 1024;
+  test_broker broker(settings);
+  auto subscriber = open_client(broker);
+
+  std::atomic<bool> stop{false};
+  std::vector<std::unique_ptr<raw_client>> publishers;
+  std::vector<std::thread> threads;
+  std::string batch;
+  for (const char* topic : {"even.t", "odd.t", "max.t"}) {
+    batch += framed(std::string(R"({"op":"pub","topic":")") + topic + R"(","data":1})");
+  }
+  for (int p = 0; p < 3; ++p) {
+    publishers.push_back(std::make_unique<raw_client>(broker.port()));
+    publishers.back()->read_info();
+  }
+  struct joiner {
+    std::atomic<bool>& stop;
+    std::vector<std::thread>& threads;
+    ~joiner() {
+      stop.store(true);
+      for (auto& thread : threads)
+        thread.join();
+    }
+  } join_on_exit{stop, threads};
+  for (auto& publisher : publishers) {
+    threads.emplace_back([&stop, &batch, client = publisher.get()] {
+      try {
+        // Pacing, not synchronisation: a steady stream the subscriber can keep up with.
+        while (!stop.load()) {
+          client->send_raw(batch);
+          std::this_thread::sleep_for(std::chrono::microseconds(200));
+        }
+      } catch (const std::runtime_error&) {
+        // cut: the subscriber's checks fail on their own
+      }
+    });
+  }
+
+  std::string forbidden;  // the topic of sid 1 whose unsub was confirmed, until resubscribed
+  std::size_t sid2_msgs = 0;
+  std::size_t violations = 0;
+  std::uint64_t next_id = 1;
+  auto on_msg = [&](const json& in) {
+    const auto sid = in["sid"].get<std::uint64_t>();
+    if (sid == 2) ++sid2_msgs;
+    if (sid == 1 && in["topic"] == forbidden) ++violations;
+  };
+  // Sends `frame` with a fresh id and waits for its ok, checking the msgs before it.
+  auto call = [&](json frame) {
+    const std::uint64_t id = next_id++;
+    frame["id"] = id;
+    subscriber.send_json(frame);
+    for (;;) {
+      const json in = subscriber.recv(std::chrono::seconds(20));
+      if (in.value("op", "") != "msg") {
+        EXPECT_TRUE(is_answer(in, "ok", id)) << "answering " << frame.dump();
+        return;
+      }
+      on_msg(in);
+    }
+  };
+
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  int rounds = 0;
+  for (; std::chrono::steady_clock::now() < end && !::testing::Test::HasFailure(); ++rounds) {
+    const std::string topic = rounds % 2 == 0 ? "even.t" : "odd.t";
+    if (forbidden == topic) forbidden.clear();
+    call({{"op", "sub"}, {"sid", 1}, {"topic", topic}});
+    call({{"op", "unsub"}, {"sid", 1}});
+    forbidden = topic;
+
+    // The previous round's sid 2 had its one delivery: it is free (the sub is ok).
+    sid2_msgs = 0;
+    call({{"op", "sub"}, {"sid", 2}, {"topic", "max.t"}});
+    call({{"op", "unsub"}, {"sid", 2}, {"max", 1}});
+    while (sid2_msgs == 0) {
+      const json in = subscriber.recv(std::chrono::seconds(20));
+      ASSERT_EQ(in.value("op", ""), "msg") << in.dump();
+      on_msg(in);
+    }
+  }
+  EXPECT_EQ(violations, 0U) << "msgs of an unsubscribed sid after the unsub's ok";
+  EXPECT_GT(rounds, 10);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -556,6 +557,134 @@ TEST(SlowConsumer, DropPolicyOutlastsTheWriteDeadline) {
   EXPECT_EQ(broker.server().stats().slow_consumers.load(), 0U);
   EXPECT_EQ(broker.server().connections(), 3U);
   slow.sync(60s);  // and it still works once it reads
+}
+
+// A subscriber under the drop policy that reads at about 8 MB/s for 4 s while a publisher
+// floods it, answers every server ping, and (with `own_pings`) sends a ping of its own
+// every 100 ms, each of which must be answered within 2.5 s: a pong waits behind at most
+// max_pending and what the kernel buffers (up to about 4 MiB, 0.5 s). It must stay
+// connected. max_pending is several write batches (512 KiB) deep: a write that completes
+// leaves the queue more than half full, as with the default 64 MiB.
+void slow_reader_under_flood(std::uint64_t max_pending, std::chrono::milliseconds ping_interval,
+                             bool own_pings) {
+  broker::config settings = test_broker::default_settings();
+  settings.max_pending = max_pending;
+  settings.slow_consumer = broker::slow_consumer_policy::drop;
+  settings.ping_interval = ping_interval;
+  settings.max_pings_out = 2;
+  settings.write_deadline = 120s;  // the write deadline is not what this is about
+  test_broker broker(settings);
+
+  raw_client slow(broker.port());
+  slow.set_receive_buffer(small_receive_buffer);
+  slow.read_info();
+  subscribe(slow, 1, "flood");
+  auto publisher = open_client(broker);
+
+  // Large messages for volume and tiny ones that fill the queue to within a few bytes of
+  // max_pending, so that a reply hardly ever fits beside them. The publisher never
+  // reads: the unsolicited pong in each batch keeps the server's pings to it answered.
+  std::string batch;
+  for (int i = 0; i < 16; ++i) {
+    batch += framed(R"({"op":"pub","topic":"flood","data":")" + std::string(4096, 'f') + "\"}");
+    batch += framed(R"({"op":"pub","topic":"flood","data":1})");
+  }
+  batch += framed(R"({"op":"pong"})");
+  std::atomic<bool> stop{false};
+  std::thread flood([&] {
+    try {
+      while (!stop.load())
+        publisher.send_raw(batch);
+    } catch (const std::runtime_error&) {
+      // cut: the checks below report it
+    }
+  });
+
+  constexpr double bytes_per_second = 8e6;
+  const auto start = std::chrono::steady_clock::now();
+  const auto end = start + 4s;
+  std::vector<std::chrono::steady_clock::time_point> ping_sent_at;
+  auto next_ping = start;
+  std::uint64_t read_bytes = 0;
+  std::uint64_t msgs = 0;
+  std::size_t pongs_received = 0;
+  int server_pings = 0;
+  std::string failure;
+  while (failure.empty() && std::chrono::steady_clock::now() < end) {
+    const auto now = std::chrono::steady_clock::now();
+    if (own_pings && now >= next_ping) {
+      ping_sent_at.push_back(now);
+      slow.send_frame(R"({"op":"ping","id":)" + std::to_string(ping_sent_at.size()) + "}");
+      next_ping = now + 100ms;
+    }
+    if (pongs_received < ping_sent_at.size() && now - ping_sent_at[pongs_received] > 2500ms) {
+      failure = "ping " + std::to_string(pongs_received + 1) + " unanswered for 2.5 s";
+      break;
+    }
+    const auto body = slow.recv_frame(5s);
+    if (!body) {
+      failure = "closed (or silent for 5 s)";
+      break;
+    }
+    read_bytes += body->size() + 4;
+    if (body->rfind(R"({"op":"msg")", 0) == 0) {
+      ++msgs;
+    } else {
+      const json frame = json::parse(*body);
+      const std::string op = frame.value("op", "");
+      if (op == "ping") {
+        ++server_pings;
+        slow.send_frame(R"({"op":"pong"})");
+      } else if (op == "pong") {
+        ++pongs_received;
+      } else {
+        failure = "unexpected frame: " + frame.dump();
+      }
+    }
+    // Pacing, not synchronisation: this is the slow reader.
+    const auto due = start + std::chrono::microseconds(static_cast<std::int64_t>(
+                                 static_cast<double>(read_bytes) / bytes_per_second * 1e6));
+    if (due > std::chrono::steady_clock::now()) std::this_thread::sleep_until(due);
+  }
+  stop.store(true);
+  flood.join();
+  ASSERT_EQ(failure, "") << msgs << " msgs, " << server_pings << " server pings, " << pongs_received
+                         << " of " << ping_sent_at.size() << " pongs";
+  EXPECT_GT(msgs, 0U);
+  EXPECT_GT(server_pings, 0);
+
+  // Still connected, and every ping of ours is answered once the flood is over. The
+  // server's pings are still answered meanwhile.
+  slow.send_frame(R"({"op":"ping","id":"last"})");
+  for (;;) {
+    const auto body = slow.recv_frame(30s);
+    ASSERT_TRUE(body.has_value()) << "closed after the flood";
+    if (body->rfind(R"({"op":"msg")", 0) == 0) continue;
+    const json frame = json::parse(*body);
+    const std::string op = frame.value("op", "");
+    ASSERT_TRUE(op == "pong" || op == "ping") << frame.dump();
+    if (op == "ping") slow.send_frame(R"({"op":"pong"})");
+    if (op != "pong") continue;
+    if (frame.value("id", json()) == "last") break;
+    ++pongs_received;
+  }
+  EXPECT_EQ(pongs_received, ping_sent_at.size());
+  EXPECT_EQ(broker.server().stats().slow_consumers.load(), 0U);
+  EXPECT_EQ(broker.server().connections(), 2U);
+}
+
+TEST(SlowConsumer, DropPolicyKeepsASlowReaderWhoseRepliesDoNotFit) {
+  // Issue 9, defect 4: the pong to the subscriber's own ping did not fit a queue kept
+  // full by the flood, which paused reading until the backlog halved: never, under a
+  // flood. Its pongs to the server's pings then went unread and it ended as stale.
+  slow_reader_under_flood(4 * 1024 * 1024, 1s, /*own_pings=*/true);
+}
+
+TEST(SlowConsumer, DropPolicyCountsAServerPingFromWhenItIsSent) {
+  // Issue 9, defect 4: the server's ping waited behind the backlog (2 s here) but
+  // counted as unanswered from the moment it was queued, so a reader answering every
+  // ping at once was stale after two ping intervals (1 s).
+  slow_reader_under_flood(16 * 1024 * 1024, 500ms, /*own_pings=*/false);
 }
 
 TEST(SlowConsumer, WriteDeadlineCutsAStuckWriterBelowMaxPending) {

@@ -4,12 +4,24 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
 namespace tidings::test {
 namespace {
+
+std::string framed_body(std::string_view body) {
+  std::string out(4, '\0');
+  const auto n = static_cast<std::uint32_t>(body.size());
+  out[0] = static_cast<char>(n >> 24);
+  out[1] = static_cast<char>(n >> 16);
+  out[2] = static_cast<char>(n >> 8);
+  out[3] = static_cast<char>(n);
+  out += body;
+  return out;
+}
 
 TEST(RequestReply, ResponderAnswersOnTheReplyTopic) {
   test_broker broker;
@@ -166,6 +178,40 @@ TEST(RequestReply, EndedSubscriptionsAreNoResponders) {
       requester,
       {{"op", "pub"}, {"topic", "svc.gone"}, {"reply", "_INBOX.o.3"}, {"data", 3}, {"id", 3}});
   EXPECT_TRUE(is_err(third, "no_responders", 3));
+}
+
+TEST(RequestReply, ARequestItsOnlyResponderRefusesIsNoResponders) {
+  // Issue 9, defect 5: a message refused by the only responder (its queue full under the
+  // drop policy) counted as delivered, so the request got `ok` and waited for its timeout.
+  broker::config settings = test_broker::default_settings();
+  settings.slow_consumer = broker::slow_consumer_policy::drop;
+  settings.max_pending = 64 * 1024;
+  test_broker broker(settings);
+  raw_client responder(broker.port());
+  responder.set_receive_buffer(64 * 1024);  // it never reads
+  responder.read_info();
+  subscribe(responder, 1, "svc.full");
+  subscribe(responder, 2, "fill");
+  auto requester = open_client(broker);
+
+  // 16 MiB: more than the kernel buffers and max_pending take, so its queue ends full
+  // (within 8 KiB of max_pending) and stays so.
+  std::string batch;
+  for (int i = 0; i < 64; ++i) {
+    batch += framed_body(R"({"op":"pub","topic":"fill","data":")" + std::string(8192, 'f') + "\"}");
+  }
+  for (int i = 0; i < 32; ++i)
+    requester.send_raw(batch);
+  ASSERT_TRUE(requester.sync(std::chrono::seconds(60)).empty());
+  ASSERT_GT(broker.server().stats().messages_dropped.load(), 0U);
+
+  const json answer = request(requester, {{"op", "pub"},
+                                          {"topic", "svc.full"},
+                                          {"reply", "_INBOX.f.1"},
+                                          {"data", std::string(16 * 1024, 'r')},
+                                          {"id", 1}});
+  EXPECT_TRUE(is_err(answer, "no_responders", 1));
+  EXPECT_EQ(answer.value("topic", ""), "_INBOX.f.1");
 }
 
 }  // namespace

@@ -118,6 +118,78 @@ TEST(outbound_queue, msg_prefix_size_matches_the_written_prefix) {
   }
 }
 
+TEST(outbound_queue, control_frames_have_their_own_count_and_limit) {
+  // Issue 9, defect 4: under the drop policy a full queue of messages must not make a
+  // control frame look backed up; the session pauses reading on the control count alone.
+  outbound_queue queue(1000);
+  EXPECT_EQ(queue.control_limit(), 1000U);  // min(max_pending, max_control)
+  EXPECT_EQ(outbound_queue(1ULL << 30).control_limit(), outbound_queue::max_control);
+  const auto body = shared_body::copy_of(std::string(970, 'x'));
+  const std::size_t msg = protocol::msg_prefix_size(1) + body.size();
+  ASSERT_LE(msg, 1000U);
+  queue.push_msg(1, body, msg);
+  EXPECT_EQ(queue.control_bytes(), 0U);
+  EXPECT_FALSE(queue.control_backed_up());
+
+  const auto pong = shared_body::copy_of(std::string(R"({"op":"pong"})"));
+  queue.push_frame(pong);  // passes max_pending: control frames are never refused
+  EXPECT_GT(queue.pending_bytes(), queue.max_pending());
+  EXPECT_EQ(queue.control_bytes(), pong.size());
+  EXPECT_FALSE(queue.control_backed_up());
+  for (int i = 0; i < 80; ++i)
+    queue.push_frame(pong);
+  EXPECT_TRUE(queue.control_backed_up());
+  EXPECT_FALSE(queue.control_drained());
+
+  // Order is kept: the msg first, then the frames; taking them drains the control count.
+  std::vector<outbound_queue::entry> batch;
+  queue.take(batch, 2, 1 << 20);
+  ASSERT_EQ(batch.size(), 2U);
+  EXPECT_TRUE(batch[0].is_msg());
+  EXPECT_FALSE(batch[1].is_msg());
+  EXPECT_EQ(queue.control_bytes(), 80 * pong.size());
+  batch.clear();
+  queue.take(batch, 1000, 1 << 20);
+  EXPECT_EQ(queue.control_bytes(), 0U);
+  EXPECT_TRUE(queue.control_drained());
+
+  queue.push_frame(pong);
+  EXPECT_EQ(queue.clear(), 1U);
+  EXPECT_EQ(queue.control_bytes(), 0U);
+}
+
+TEST(outbound_queue, pushed_and_taken_totals_tell_when_a_frame_was_taken) {
+  // The session's ping accounting: a ping counts as sent once the writer took it.
+  outbound_queue queue(1 << 20);
+  const auto body = shared_body::copy_of(std::string(100, 'x'));
+  const std::size_t msg = protocol::msg_prefix_size(3) + body.size();
+  queue.push_msg(3, body, msg);
+  queue.push_msg(3, body, msg);
+  const auto ping = shared_body::copy_of(std::string(R"({"op":"ping"})"));
+  queue.push_frame(ping);
+  const std::uint64_t mark = queue.pushed_total();
+  EXPECT_EQ(mark, 2 * msg + ping.size());
+  queue.push_msg(3, body, msg);
+
+  std::vector<outbound_queue::entry> batch;
+  queue.take(batch, 2, 1 << 20);
+  EXPECT_LT(queue.taken_total(), mark);
+  batch.clear();
+  queue.take(batch, 1, 1 << 20);
+  EXPECT_EQ(queue.taken_total(), mark);
+  batch.clear();
+  queue.take(batch, 10, 1 << 20);
+  EXPECT_EQ(queue.taken_total(), queue.pushed_total());
+
+  // The swap fast path counts as well.
+  outbound_queue idle(1 << 20);
+  idle.push_frame(ping);
+  std::vector<outbound_queue::entry> all;
+  EXPECT_EQ(idle.take(all, 16, 1 << 20), ping.size());
+  EXPECT_EQ(idle.taken_total(), ping.size());
+  EXPECT_EQ(idle.control_bytes(), 0U);
+}
+
 TEST(shared_body, copies_share_one_buffer_and_free_it_with_the_last) {
   auto body = shared_body::copy_of("payload");
   const char* data = body.data();

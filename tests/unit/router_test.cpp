@@ -15,13 +15,16 @@ namespace {
 // Records what the router hands it, like a session would queue it.
 class fake_subscriber final : public subscriber {
  public:
-  bool enqueue_msg(std::uint64_t sid, const shared_body& body) override {
-    received.push_back({sid, std::string(body.view())});
+  // As a session does, but single-threaded: no lock.
+  enqueue_result enqueue_msg(subscription& sub, const shared_body& body) override {
+    ++offered;
+    if (!accepting || !sub.may_accept()) return {};
+    received.push_back({sub.sid, std::string(body.view())});
     bodies.push_back(body);
-    if (!accepting) return false;
-    const bool wake_needed = !wake_due;
+    const bool last = sub.count_accepted();
+    const bool wake = !wake_due;
     wake_due = true;
-    return wake_needed;
+    return {true, wake, last};
   }
   void wake() override {
     ++wakes;
@@ -37,6 +40,7 @@ class fake_subscriber final : public subscriber {
   std::vector<delivery> received;
   std::vector<shared_body> bodies;
   std::vector<const subscription*> expired;
+  int offered = 0;  // enqueue_msg calls, refused ones included
   int wakes = 0;
   bool wake_due = false;
   bool accepting = true;
@@ -182,7 +186,7 @@ TEST_P(router_test, max_deliveries_expires_the_subscription_exactly_once) {
   auto a = std::make_shared<fake_subscriber>();
   auto sub = subscribe(a, 1, "t");
   EXPECT_EQ(publish(nullptr, "t", "1"), 1U);  // counted before the limit is set
-  sub->max_deliveries.store(3);
+  sub->max_deliveries = 3;
   EXPECT_EQ(publish(nullptr, "t", "2"), 1U);
   EXPECT_TRUE(a->expired.empty());
   EXPECT_EQ(publish(nullptr, "t", "3"), 1U);
@@ -209,14 +213,97 @@ TEST_P(router_test, each_target_is_woken_once_per_batch) {
   EXPECT_TRUE(batch_.empty());
 }
 
-TEST_P(router_test, a_target_that_refuses_still_counts_as_delivered) {
-  // Dropped by a slow-consumer policy is still "delivered to a subscription" for the
-  // purpose of no_responders: the subscription exists.
+TEST_P(router_test, a_refused_message_is_not_a_delivery) {
+  // Issue 9, defect 5: a message the subscriber refused (drop policy, ending connection)
+  // was counted as delivered, so a request whose only responder refused it got no
+  // no_responders.
   auto a = std::make_shared<fake_subscriber>();
   a->accepting = false;
   subscribe(a, 1, "t");
-  EXPECT_EQ(publish(nullptr, "t", "1"), 1U);
+  EXPECT_EQ(publish(nullptr, "t", "1"), 0U);
+  EXPECT_EQ(a->offered, 1);
   EXPECT_EQ(a->wakes, 0);
+  EXPECT_EQ(router_.delivered(), 0U);
+}
+
+TEST_P(router_test, a_queue_group_offers_a_refused_message_to_the_next_member) {
+  // Issue 9, defect 5: the chosen member's refusal lost the message for the whole group.
+  auto full = std::make_shared<fake_subscriber>();
+  auto free = std::make_shared<fake_subscriber>();
+  full->accepting = false;
+  subscribe(full, 1, "jobs", "q");
+  subscribe(free, 1, "jobs", "q");
+  for (int i = 0; i < 10; ++i)
+    EXPECT_EQ(publish(nullptr, "jobs", "1"), 1U);
+  EXPECT_TRUE(full->received.empty());
+  EXPECT_EQ(free->received.size(), 10U);
+  EXPECT_GE(full->offered, 5);
+}
+
+TEST_P(router_test, refused_messages_do_not_count_toward_unsub_max) {
+  // Issue 9, defect 5: a refused message used one of `max`; the subscription then ended
+  // having queued fewer messages than the client asked for.
+  auto a = std::make_shared<fake_subscriber>();
+  auto sub = subscribe(a, 1, "t");
+  sub->max_deliveries = 2;
+  a->accepting = false;
+  EXPECT_EQ(publish(nullptr, "t", "1"), 0U);
+  EXPECT_EQ(publish(nullptr, "t", "2"), 0U);
+  EXPECT_EQ(sub->accepted, 0U);
+  EXPECT_TRUE(sub->live.load());
+  a->accepting = true;
+  EXPECT_EQ(publish(nullptr, "t", "3"), 1U);
+  EXPECT_TRUE(a->expired.empty());
+  EXPECT_EQ(publish(nullptr, "t", "4"), 1U);
+  ASSERT_EQ(a->expired.size(), 1U);
+  EXPECT_FALSE(sub->live.load());
+  EXPECT_EQ(publish(nullptr, "t", "5"), 0U);
+  EXPECT_EQ(a->received.size(), 2U);
+}
+
+TEST_P(router_test, a_refused_last_delivery_leaves_the_subscription_live) {
+  auto a = std::make_shared<fake_subscriber>();
+  auto sub = subscribe(a, 1, "t");
+  sub->max_deliveries = 1;
+  a->accepting = false;
+  EXPECT_EQ(publish(nullptr, "t", "1"), 0U);
+  EXPECT_TRUE(a->expired.empty());
+  EXPECT_TRUE(sub->live.load());
+  a->accepting = true;
+  EXPECT_EQ(publish(nullptr, "t", "2"), 1U);
+  EXPECT_EQ(a->expired.size(), 1U);
+}
+
+TEST_P(router_test, queue_group_shares_stay_even_when_a_member_is_skipped) {
+  // Issue 9, defect 7: with the cursor moved by one per message, the member after a
+  // skipped one (here the publisher itself, echo off) got a double share: 200/100.
+  std::vector<std::shared_ptr<fake_subscriber>> members;
+  for (int i = 0; i < 3; ++i) {
+    members.push_back(std::make_shared<fake_subscriber>());
+    subscribe(members.back(), 1, "jobs", "q");
+  }
+  for (int i = 0; i < 300; ++i)
+    EXPECT_EQ(publish(members[0].get(), "jobs", "1", /*echo=*/false), 1U);
+  EXPECT_TRUE(members[0]->received.empty());
+  EXPECT_EQ(members[1]->received.size(), 150U);
+  EXPECT_EQ(members[2]->received.size(), 150U);
+}
+
+TEST_P(router_test, queue_group_shares_stay_even_when_a_member_reached_its_max) {
+  // Issue 9, defect 7: the same with a member ended by `max` in an older (cached) match.
+  std::vector<std::shared_ptr<fake_subscriber>> members;
+  std::vector<std::shared_ptr<subscription>> subs;
+  for (int i = 0; i < 4; ++i) {
+    members.push_back(std::make_shared<fake_subscriber>());
+    subs.push_back(subscribe(members.back(), 1, "jobs", "q"));
+  }
+  subs[1]->max_deliveries = 1;
+  for (int i = 0; i < 301; ++i)
+    EXPECT_EQ(publish(nullptr, "jobs", "1"), 1U);
+  EXPECT_EQ(members[1]->received.size(), 1U);
+  EXPECT_EQ(members[0]->received.size(), 100U);
+  EXPECT_EQ(members[2]->received.size(), 100U);
+  EXPECT_EQ(members[3]->received.size(), 100U);
 }
 
 }  // namespace

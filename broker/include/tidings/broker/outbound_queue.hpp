@@ -8,8 +8,16 @@
 // Batches are moved out of the queue while they are written, so frames queued during a
 // write never move the bytes under it.
 //
+// One FIFO for messages and control frames alike (info, ok, err, ping, pong), so a pong
+// still follows every msg queued before the ping it answers. Messages are bounded by
+// max_pending and refused beyond it (by the caller's policy); control frames are never
+// refused, and are also counted on their own: the session stops reading a client whose
+// replies back up past control_limit() and resumes once they drain. So the queue holds
+// at most max_pending plus control_limit() plus one frame.
+//
 // Not thread-safe: the session guards it with its own mutex.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -34,6 +42,9 @@ class outbound_queue {
       return (is_msg() ? protocol::msg_prefix_size(sid) : 0) + body.size();
     }
   };
+
+  // Control bytes queued (not yet taken) beyond which the client's input waits.
+  static constexpr std::uint64_t max_control = 1024 * 1024;
 
   explicit outbound_queue(std::uint64_t max_pending) noexcept : max_pending_(max_pending) {}
 
@@ -66,10 +77,25 @@ class outbound_queue {
   std::uint64_t pending_bytes() const noexcept { return pending_; }
   std::uint64_t max_pending() const noexcept { return max_pending_; }
 
+  // Control frames queued and not yet taken, and their own bound.
+  std::uint64_t control_bytes() const noexcept { return control_; }
+  std::uint64_t control_limit() const noexcept { return std::min(max_pending_, max_control); }
+  bool control_backed_up() const noexcept { return control_ > control_limit(); }
+  bool control_drained() const noexcept { return control_ <= control_limit() / 2; }
+
+  // Positions in the stream of bytes ever queued: how far pushing and taking have got.
+  // A frame pushed when pushed_total() became P has been taken once taken_total() >= P
+  // (frames discarded by clear() are never taken).
+  std::uint64_t pushed_total() const noexcept { return pushed_; }
+  std::uint64_t taken_total() const noexcept { return taken_; }
+
  private:
   std::vector<entry> frames_;
   std::size_t head_ = 0;  // frames_[0, head_) were taken
   std::uint64_t pending_ = 0;
+  std::uint64_t control_ = 0;
+  std::uint64_t pushed_ = 0;
+  std::uint64_t taken_ = 0;
   std::uint64_t max_pending_;
 };
 

@@ -20,17 +20,25 @@
 
 namespace tidings::broker {
 
+// What a subscriber did with one message.
+struct enqueue_result {
+  // Queued. Not queued: the connection is ending, the subscription was ended by its
+  // owner or has had its `max`, or the slow-consumer policy dropped it.
+  bool accepted = false;
+  bool wake = false;  // the caller must wake() the subscriber after its batch
+  bool last = false;  // the subscription's last delivery under `max`: expire() it
+};
+
 // What the router delivers to: a session, or a fake in tests. Every member may be called
 // from any thread.
 class subscriber {
  public:
   virtual ~subscriber() = default;
 
-  // Queues one `msg` for subscription `sid` with the shared `body` (encode_msg_body).
-  // Returns true when the caller must wake() this subscriber after its batch; false when
-  // a wake-up is already due, or the message was not queued (closed, or dropped by the
-  // slow-consumer policy).
-  virtual bool enqueue_msg(std::uint64_t sid, const shared_body& body) = 0;
+  // Queues one `msg` for subscription `sub` (owned by this subscriber) with the shared
+  // `body` (encode_msg_body), if sub.may_accept() under the subscriber's lock; counts it
+  // with sub.count_accepted() under that lock.
+  virtual enqueue_result enqueue_msg(subscription& sub, const shared_body& body) = 0;
 
   // Starts writing what was queued.
   virtual void wake() = 0;
@@ -56,7 +64,8 @@ class router {
   explicit router(subscription_index& index) noexcept : index_(index) {}
 
   // Delivers `pub` from `publisher` (whose own subscriptions are skipped unless `echo`).
-  // Returns the number of deliveries made.
+  // Returns the number of deliveries accepted. A queue group whose chosen member refuses
+  // the message offers it to the next member; refused messages count nowhere.
   std::size_t publish(const subscriber* publisher, bool echo, const protocol::pub_message& pub,
                       delivery_batch& batch);
 
@@ -66,10 +75,9 @@ class router {
   std::uint64_t delivered() const noexcept { return delivered_.load(std::memory_order_relaxed); }
 
  private:
-  // Counts a delivery against the subscription's `max`; false if it is exhausted.
-  static bool claim_delivery(const std::shared_ptr<subscription>& sub);
-  void deliver(const std::shared_ptr<subscription>& sub, const shared_body& body,
-               delivery_batch& batch);
+  // Queues and (on the last delivery under `max`) expires; false if not accepted.
+  static bool deliver(const std::shared_ptr<subscription>& sub, const shared_body& body,
+                      delivery_batch& batch);
 
   // Single writer: a relaxed load and store, no read-modify-write on the hot path.
   static void count(std::atomic<std::uint64_t>& counter, std::uint64_t n) noexcept {

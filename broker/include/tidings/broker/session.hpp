@@ -68,7 +68,7 @@ class session final : public subscriber, public std::enable_shared_from_this<ses
   std::uint64_t client_id() const noexcept { return client_id_; }
 
   // subscriber
-  bool enqueue_msg(std::uint64_t sid, const shared_body& body) override;
+  enqueue_result enqueue_msg(subscription& sub, const shared_body& body) override;
   void wake() override;
   void expire(const std::shared_ptr<subscription>& sub) override;
 
@@ -92,9 +92,13 @@ class session final : public subscriber, public std::enable_shared_from_this<ses
   void handle_sub(const protocol::sub_message& sub);
   void handle_unsub(const protocol::unsub_message& unsub);
 
-  // Control frames (info, ok, err, ping, pong): counted against max_pending like
-  // messages, but never dropped.
-  void queue_control(std::string_view frame);
+  // Control frames (info, ok, err, ping, pong): queued in order with the messages and
+  // never dropped. Under the close policy, one that passes max_pending cuts the client;
+  // under drop, reading pauses while the client's control frames are backed up past
+  // their own limit (outbound_queue::control_limit) and resumes once they drain.
+  // `ping`: this is the server's ping, whose unanswered time counts from when the writer
+  // takes it, not from when it was queued behind a backlog.
+  void queue_control(std::string_view frame, bool ping = false);
   void reply_ok();
   void reply_err(protocol::error_code code, std::string_view message, bool with_id = true,
                  std::string_view topic = {});
@@ -151,7 +155,14 @@ class session final : public subscriber, public std::enable_shared_from_this<ses
   close_reason finish_reason_ = close_reason::client_closed;
   clock::time_point linger_until_{};
   clock::time_point next_ping_{};
-  std::uint32_t pings_out_ = 0;
+  std::uint32_t pings_out_ = 0;  // server pings taken by the writer and not yet answered
+  // The server's last ping while it waits in the queue: the queue's pushed_total() just
+  // after it (0: none waits). taken_total_ is the queue's taken_total() as of the last
+  // take, and taken_at_tick_ its value at the last ping tick (no take in between: the
+  // client read nothing for a whole interval).
+  std::uint64_t ping_mark_ = 0;
+  std::uint64_t taken_total_ = 0;
+  std::uint64_t taken_at_tick_ = 0;
 
   // Shared with publishers on other loops.
   std::mutex mutex_;

@@ -29,10 +29,34 @@ struct subscription {
 
   // Cleared when the subscription ends; a router holding an older match skips it.
   std::atomic<bool> live{true};
-  // Deliveries made so far, and the limit set by `unsub` with `max` (0: none). A router
-  // delivers only while fetch_add(1) on `delivered` stays below the limit.
-  std::atomic<std::uint64_t> delivered{0};
-  std::atomic<std::uint64_t> max_deliveries{0};
+
+  // The rest is guarded by the owner's own lock, the one it queues messages under, so
+  // counting costs no atomic and `unsub` with `max` cannot race a delivery: each sees
+  // the other, whichever takes the lock first.
+  //
+  // Messages queued so far (refused ones do not count), and the limit set by `unsub`
+  // with `max` (0: none).
+  std::uint64_t accepted = 0;
+  std::uint64_t max_deliveries = 0;
+  // Set when the owner ends the subscription (`unsub`, or a `sub` reusing its sid): no
+  // `msg` of it is queued after the `ok` of the `unsub` that ended it, so a reused sid
+  // never carries a message of the subscription before.
+  bool ended_by_owner = false;
+
+  // Under the owner's lock, before queueing a message: whether this subscription may
+  // take one more.
+  bool may_accept() const noexcept {
+    return !ended_by_owner && (max_deliveries == 0 || accepted < max_deliveries);
+  }
+  // Under the owner's lock, once the message is queued: counts it, and returns true if
+  // it was the last the limit allows (the owner then clears `live` before the lock is
+  // released, so the client cannot see the message while the sid still looks taken).
+  bool count_accepted() noexcept {
+    ++accepted;
+    if (max_deliveries == 0 || accepted < max_deliveries) return false;
+    live.store(false, std::memory_order_release);
+    return true;
+  }
 };
 
 }  // namespace tidings::broker
