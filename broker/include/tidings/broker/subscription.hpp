@@ -4,6 +4,7 @@
 // that made it (which ends it). Immutable but for its delivery counters and `live` flag.
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -33,6 +34,10 @@ struct subscription {
   // delivers only while fetch_add(1) on `delivered` stays below the limit.
   std::atomic<std::uint64_t> delivered{0};
   std::atomic<std::uint64_t> max_deliveries{0};
+
+  // The subscription_index's bookkeeping: this subscription's position in its trie node,
+  // so that removing it is O(1). Read and written only under the index's exclusive lock.
+  std::size_t index_slot = 0;
 };
 
 }  // namespace tidings::broker
