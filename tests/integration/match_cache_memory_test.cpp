@@ -13,7 +13,6 @@
 #include <string>
 
 #include "live_heap.hpp"
-#include "tidings/broker/subscription_index.hpp"
 
 namespace tidings::test {
 namespace {
@@ -23,7 +22,8 @@ constexpr std::size_t mib = 1024 * 1024;
 TEST(MatchCacheMemory, WildcardSubscriptionsAndDistinctTopicsStayBounded) {
   constexpr std::size_t subscriptions = 20'000;
   constexpr int topics = 1'500;
-  test_broker broker;
+  const broker::config settings = test_broker::default_settings();
+  test_broker broker(settings);
   raw_client client(broker.port());
   client.read_info();
   ASSERT_TRUE(is_answer(request(client, {{"op", "connect"}, {"echo", false}, {"id", 1}}), "ok", 1));
@@ -47,7 +47,7 @@ TEST(MatchCacheMemory, WildcardSubscriptionsAndDistinctTopicsStayBounded) {
   // What the broker may hold: the cache's whole budget, the `>` node's one shared result
   // and, generously, 1 KiB per subscription (the subscription, its place in the session's
   // map and in the index), plus a few MiB of noise (loop buffers, the allocator).
-  const std::size_t cache_budget = broker::subscription_index::options{}.cache_max_bytes;
+  const std::size_t cache_budget = settings.match_cache;  // --match-cache
   const std::size_t bound = cache_budget + subscriptions * (16 + 1024) + 4 * mib;
   const std::size_t growth = after > before ? after - before : 0;
   EXPECT_LE(growth, bound) << "subscribing grew the heap by "
