@@ -138,6 +138,7 @@ TEST_F(ConfigTest, NoArgumentsGiveTheDefaults) {
   EXPECT_EQ(c.slow_consumer, slow_consumer_policy::close);
   EXPECT_EQ(c.max_connections, 65536U);
   EXPECT_EQ(c.max_subscriptions, 65536U);
+  EXPECT_EQ(c.match_cache, 4ULL * 1024 * 1024);
   EXPECT_EQ(c.ping_interval, 30s);
   EXPECT_EQ(c.max_pings_out, 2U);
   EXPECT_EQ(c.auth_timeout, 2s);
@@ -173,6 +174,8 @@ TEST_F(ConfigTest, EveryFlagSetsItsField) {
                                  "100",
                                  "--max-subscriptions",
                                  "50",
+                                 "--match-cache",
+                                 "0",
                                  "--ping-interval",
                                  "2m",
                                  "--max-pings-out",
@@ -195,6 +198,7 @@ TEST_F(ConfigTest, EveryFlagSetsItsField) {
   EXPECT_EQ(c.slow_consumer, slow_consumer_policy::drop);
   EXPECT_EQ(c.max_connections, 100U);
   EXPECT_EQ(c.max_subscriptions, 50U);
+  EXPECT_EQ(c.match_cache, 0U);
   EXPECT_EQ(c.ping_interval, 2min);
   EXPECT_EQ(c.max_pings_out, 5U);
   EXPECT_EQ(c.auth_timeout, 2ms);
@@ -666,12 +670,13 @@ TEST_F(ConfigTest, DescribeListsEverySettingWithUnits) {
   const auto pairs = described(config{});
   for (const char* key :
        {"host", "port", "threads", "server-name", "max-frame", "max-pending", "write-deadline",
-        "slow-consumer", "max-connections", "max-subscriptions", "ping-interval", "max-pings-out",
-        "auth-timeout", "drain-timeout", "log-level", "log-format"}) {
+        "slow-consumer", "max-connections", "max-subscriptions", "match-cache", "ping-interval",
+        "max-pings-out", "auth-timeout", "drain-timeout", "log-level", "log-format"}) {
     EXPECT_TRUE(pairs.contains(key)) << key;
   }
   EXPECT_EQ(pairs.at("max-frame"), "1MiB");
   EXPECT_EQ(pairs.at("max-pending"), "64MiB");
+  EXPECT_EQ(pairs.at("match-cache"), "4MiB");
   EXPECT_EQ(pairs.at("write-deadline"), "10s");
   EXPECT_EQ(pairs.at("ping-interval"), "30s");
   EXPECT_EQ(pairs.at("auth-timeout"), "2s");

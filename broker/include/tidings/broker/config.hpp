@@ -31,6 +31,8 @@ struct config {
   slow_consumer_policy slow_consumer = slow_consumer_policy::close;
   std::uint32_t max_connections = 65536;
   std::uint32_t max_subscriptions = 65536;  // per connection
+  // Bytes the match cache (topic -> matching subscriptions) may hold; 0: no cache.
+  std::uint64_t match_cache = 4ULL * 1024 * 1024;
   std::chrono::milliseconds ping_interval{30'000};
   std::uint32_t max_pings_out = 2;
   std::chrono::milliseconds auth_timeout{2'000};

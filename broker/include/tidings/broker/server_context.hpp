@@ -24,7 +24,8 @@ struct server_stats {
 };
 
 struct server_context {
-  explicit server_context(const config& c) : settings(c), sweep_interval(sweep_interval_for(c)) {}
+  explicit server_context(const config& c)
+      : settings(c), sweep_interval(sweep_interval_for(c)), index(index_options_for(c)) {}
 
   // How often each loop runs its sessions' periodic duties (pings, write deadline, linger):
   // often enough for the shortest of them, and at least 4 times a second so the linger
@@ -33,6 +34,13 @@ struct server_context {
     auto shortest = c.write_deadline;
     if (c.ping_interval.count() > 0) shortest = std::min(shortest, c.ping_interval);
     return std::clamp(shortest / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(250));
+  }
+
+  static subscription_index::options index_options_for(const config& c) {
+    subscription_index::options opts;
+    opts.cache_enabled = c.match_cache > 0;
+    opts.cache_max_bytes = static_cast<std::size_t>(c.match_cache);
+    return opts;
   }
 
   const config settings;

@@ -4,6 +4,7 @@
 // that made it (which ends it). Immutable but for its delivery counters and `live` flag.
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -57,6 +58,10 @@ struct subscription {
     live.store(false, std::memory_order_release);
     return true;
   }
+
+  // The subscription_index's bookkeeping: this subscription's position in its trie node,
+  // so that removing it is O(1). Read and written only under the index's exclusive lock.
+  std::size_t index_slot = 0;
 };
 
 }  // namespace tidings::broker
