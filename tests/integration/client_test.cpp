@@ -824,42 +824,54 @@ TEST(Client, LazilyStartedOperationsOwnTheirArguments) {
   EXPECT_EQ(answer.data, data);
 }
 
-// unsubscribe() from another thread, under a publish flood: once it has returned, the
-// handler never runs again (before the fix it returned at once, and the handler went on
-// with the rest of the read batch).
+// unsubscribe() from another thread while the handler works through a large read batch:
+// once it has returned, the handler never runs again (before the fix it returned at once,
+// and the handler went on with the rest of the batch).
 TEST(BlockingClient, UnsubscribeFromAnotherThreadStopsTheHandlerBeforeReturning) {
   test_broker broker;
   client::blocking_client subscriber(options_for(broker.port()));
   client::blocking_client publisher(options_for(broker.port()));
-  std::atomic<bool> stop{false};
-  std::thread flood([&] {
-    while (!stop.load()) {
-      for (int i = 0; i < 100; ++i)
-        publisher.publish("flood", "1");
-    }
-  });
+  constexpr int flood = 3000;  // far more than one 64 KiB read holds
   int late_calls = 0;
-  for (int round = 0; round < 5; ++round) {
+  for (int round = 0; round < 3; ++round) {
     std::atomic<bool> returned{false};
     std::atomic<int> late{0};
     std::atomic<int> received{0};
-    auto sub = subscriber.subscribe("flood", [&](const message_view&) {
+    std::promise<void> reached;
+    std::promise<void> open;
+    auto gate = open.get_future().share();
+    auto sub = subscriber.subscribe("flood", [&, gate](const message_view&) {
+      if (received.fetch_add(1) == 0) {
+        // Hold the client's thread until the flood is queued on its socket, so that
+        // the next reads are full batches.
+        reached.set_value();
+        (void)gate.wait_for(deadline);
+        return;
+      }
       if (returned.load()) ++late;
-      ++received;
+      // A little work per message, as a real handler does.
+      const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(5);
+      while (std::chrono::steady_clock::now() < until) {
+      }
     });
+    publisher.publish("flood", "0");
+    ASSERT_EQ(reached.get_future().wait_for(deadline), std::future_status::ready);
+    for (int i = 0; i < flood; ++i)
+      publisher.publish("flood", "1");
+    publisher.flush();
+    open.set_value();
     const auto until = std::chrono::steady_clock::now() + deadline;
-    while (received.load() < 2000 && std::chrono::steady_clock::now() < until)
+    while (received.load() < 20 && std::chrono::steady_clock::now() < until)
       std::this_thread::yield();
-    ASSERT_GE(received.load(), 2000);
+    ASSERT_GE(received.load(), 20);
     sub.unsubscribe();
     returned = true;
-    // Everything the broker had sent before it processed the unsub has been read: a
-    // flush round trip orders it.
+    EXPECT_LT(received.load(), flood + 1);  // it stopped mid-flood
+    // Everything the broker sent before it processed the unsub has been read and
+    // dispatched once a flush round trip has completed.
     subscriber.flush();
     late_calls += late.load();
   }
-  stop = true;
-  flood.join();
   EXPECT_EQ(late_calls, 0);
 }
 
