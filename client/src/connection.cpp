@@ -199,7 +199,10 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     }
     bool created = false;
     const auto inbox = registry_.ensure_inbox(requests_.inbox_pattern(), created);
-    if (created && live()) registry_.encode(inbox, out_, next_id_, acks_);
+    if (created && live()) {
+      registry_.encode(inbox, out_, next_id_, acks_);
+      start_write();
+    }
     const auto phase = live() ? outbound_phase::sent : outbound_phase::buffered;
     const auto token = requests_.add(clock::now() + timeout, std::move(done), phase);
     const std::string reply = requests_.reply_topic(token);
