@@ -1,12 +1,16 @@
 #include "tidings/client/connection.hpp"
 
-#include <algorithm>
+#include <mutex>
+#include <optional>
 #include <random>
-#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
 
+#include "tidings/client/detail/confirmation_table.hpp"
+#include "tidings/client/detail/handshake.hpp"
+#include "tidings/client/detail/reconnect_buffer.hpp"
+#include "tidings/client/detail/subscription_registry.hpp"
 #include "tidings/client/reconnect_policy.hpp"
 #include "tidings/client/request_table.hpp"
 #include "tidings/protocol/encoder.hpp"
@@ -53,6 +57,13 @@ std::string id_text(std::int64_t id) {
 // All state of one logical connection, across reconnections. Lives in a shared_ptr so
 // that socket and timer completions can keep it alive after the connection object is
 // gone; every completion checks `generation_` to ignore results from an earlier socket.
+//
+// What it holds itself is the I/O: the socket, the writer, the reader, the timers
+// (connect, pings, deadlines, reconnect, drain). The bookkeeping lives in socket-free
+// parts, each tested on its own: handshake (the steps of one attempt), reconnect_policy
+// (when to retry), subscription_registry (what to restore), confirmation_table and
+// request_table (who waits for which answer, and whether its frame was sent on the
+// current socket or is still buffered), and reconnect_buffer (publishes made meanwhile).
 class connection_impl : public std::enable_shared_from_this<connection_impl> {
  public:
   connection_impl(asio::any_io_executor executor, options settings)
@@ -63,19 +74,20 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
         connect_timer_(executor_),
         ping_timer_(executor_),
         reconnect_timer_(executor_),
-        request_timer_(executor_),
+        deadline_timer_(executor_),
         drain_timer_(executor_),
         policy_(options_.reconnect),
+        requests_(make_inbox(options_.inbox_prefix)),
+        buffer_(options_.reconnect_buffer_bytes),
         read_buffer_(read_buffer_size),
-        decoder_(server_frame_limit(protocol::default_max_frame)),
-        requests_(make_inbox(options_.inbox_prefix)) {}
+        decoder_(handshake::server_frame_limit(protocol::default_max_frame)) {}
 
   const asio::any_io_executor& executor() const noexcept { return executor_; }
   connection_state state() const noexcept { return state_; }
   const server_info& info() const noexcept { return info_; }
   const connection_statistics& statistics() const noexcept { return stats_; }
   std::size_t pending_bytes() const noexcept {
-    return live_ ? out_.size() + writing_.size() : reconnect_buffer_.size();
+    return live() ? out_.size() + writing_.size() : buffer_.size();
   }
 
   void start_connect(status_completion done) {
@@ -98,13 +110,13 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
   void publish_confirmed(std::string_view topic, std::string_view data,
                          const publish_options& extra, status_completion done) {
     const std::int64_t id = next_id_++;
-    const bool was_live = live_;
+    const auto phase = live() ? outbound_phase::sent : outbound_phase::buffered;
     if (auto failure = enqueue_pub(topic, data, extra, id)) {
       done(failure);
       return;
     }
     ++stats_.published;
-    (was_live ? acks_ : buffered_acks_).emplace(id, pending_ack{std::move(done), nullptr});
+    acks_.add(id, phase, std::move(done));
   }
 
   std::uint64_t subscribe(std::string_view pattern, message_handler handler,
@@ -118,45 +130,64 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
       if (done) done(client_error(errc::closed));
       return 0;
     }
-    const std::uint64_t sid = next_sid_++;
-    auto& entry = subscriptions_[sid];
-    entry.pattern = pattern;
-    entry.queue = extra.queue;
-    entry.handler = std::make_shared<message_handler>(std::move(handler));
-    entry.max = extra.max;
+    status_completion confirm;
     if (done) {
       // A refused or interrupted subscription must not linger locally (or be restored).
-      entry.confirm = [weak = weak_from_this(), sid,
-                       done = std::move(done)](const error& result) mutable {
+      confirm = [weak = weak_from_this(), sid = registry_.next_sid(),
+                 done = std::move(done)](const error& result) mutable {
         if (result) {
-          if (auto self = weak.lock()) self->subscriptions_.erase(sid);
+          if (auto self = weak.lock()) self->registry_.remove(sid);
         }
         done(result);
       };
     }
-    if (live_) {
-      send_subscription(sid, entry);
+    const auto sid =
+        registry_.add(pattern, extra.queue, std::move(handler), extra.max, std::move(confirm));
+    if (live()) {
+      registry_.encode(sid, out_, next_id_, acks_);
       start_write();
     }
     return sid;
   }
 
+  // On the executor.
   void unsubscribe(std::uint64_t sid) {
-    if (subscriptions_.erase(sid) == 0) return;
-    if (live_ && state_ != connection_state::draining) {
+    if (!registry_.remove(sid)) return;
+    if (live() && state_ != connection_state::draining) {
       protocol::encode_unsub(out_, protocol::unsub_message{sid, 0});
       start_write();
     }
   }
 
+  // From any thread. Returns once the subscription has ended: its handler is not running
+  // (unless the caller is that handler) and is never called again. Handlers run only
+  // inside a read batch, which holds batch_mutex_, so taking the mutex waits for a running
+  // handler to return; the next batch (or the posted function, whichever comes first)
+  // applies the cancellation before it delivers anything.
+  void unsubscribe_from_any_thread(std::uint64_t sid) {
+    std::unique_lock lock(batch_mutex_);
+    if (batch_depth_ > 0) {
+      // The mutex is recursive and held: this is the executor's thread, inside a batch
+      // (a handler, or a completion it triggered). The registry is ours to change.
+      unsubscribe(sid);
+      return;
+    }
+    cancelled_.push_back(sid);
+    lock.unlock();
+    asio::post(executor_, [weak = weak_from_this()] {
+      if (auto self = weak.lock()) self->apply_cancellations();
+    });
+  }
+
   void flush(std::chrono::milliseconds timeout, status_completion done) {
-    if (!live_) {
+    if (!live()) {
       done(not_live_error());
       return;
     }
     const std::int64_t id = next_id_++;
     protocol::encode_ping(out_, id_text(id));
-    add_ack(id, std::move(done), timeout);
+    acks_.add(id, outbound_phase::sent, std::move(done), clock::now() + timeout);
+    arm_deadline_timer();
     start_write();
   }
 
@@ -166,9 +197,14 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
       done(client_error(errc::closed), {});
       return;
     }
-    ensure_inbox();
-    const auto deadline = request_table<request_completion>::clock::now() + timeout;
-    const auto token = requests_.add(deadline, std::move(done));
+    bool created = false;
+    const auto inbox = registry_.ensure_inbox(requests_.inbox_pattern(), created);
+    if (created && live()) {
+      registry_.encode(inbox, out_, next_id_, acks_);
+      start_write();
+    }
+    const auto phase = live() ? outbound_phase::sent : outbound_phase::buffered;
+    const auto token = requests_.add(clock::now() + timeout, std::move(done), phase);
     const std::string reply = requests_.reply_topic(token);
     publish_options extra;
     extra.reply = reply;
@@ -178,7 +214,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
       return;
     }
     ++stats_.published;
-    arm_request_timer();
+    arm_deadline_timer();
   }
 
   void drain(std::chrono::milliseconds timeout, status_completion done) {
@@ -186,7 +222,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
       done(client_error(errc::closed));
       return;
     }
-    if (!live_ || state_ != connection_state::connected) {
+    if (!live() || state_ != connection_state::connected) {
       // Nothing can be flushed: what is buffered for a next connection is lost.
       finish_close({});
       done(not_live_error());
@@ -194,18 +230,15 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     }
     state_ = connection_state::draining;
     drain_done_ = std::move(done);
-    for (const auto& [sid, entry] : subscriptions_) {
-      protocol::encode_unsub(out_, protocol::unsub_message{sid, 0});
-    }
+    registry_.encode_unsub_all(out_);
     // The pong proves that the server has processed the unsubscriptions and every
     // publish before them, and that every message sent to us before it has been read
     // and handed to its handler.
     const std::int64_t id = next_id_++;
     protocol::encode_ping(out_, id_text(id));
-    acks_.emplace(id, pending_ack{[weak = weak_from_this()](const error& result) {
-                                    if (auto self = weak.lock()) self->on_drain_pong(result);
-                                  },
-                                  nullptr});
+    acks_.add(id, outbound_phase::sent, [weak = weak_from_this()](const error& result) {
+      if (auto self = weak.lock()) self->on_drain_pong(result);
+    });
     start_write();
     drain_timer_.expires_after(timeout);
     drain_timer_.async_wait([weak = weak_from_this()](const error_code& ec) {
@@ -221,7 +254,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
       done(client_error(errc::closed));
       return;
     }
-    if (!live_ || pending_bytes() < options_.max_outbound_bytes / 2) {
+    if (!live() || pending_bytes() < options_.max_outbound_bytes / 2) {
       done({});
       return;
     }
@@ -231,23 +264,13 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
   void close() { finish_close({}); }
 
  private:
-  struct subscription_entry {
-    std::string pattern;
-    std::string queue;
-    std::shared_ptr<message_handler> handler;  // null for the request inbox
-    std::uint64_t max = 0;
-    std::uint64_t delivered = 0;
-    status_completion confirm;  // set until the first `sub` with an id is sent
-  };
+  using clock = std::chrono::steady_clock;
 
-  struct pending_ack {
-    status_completion done;
-    std::shared_ptr<asio::steady_timer> timer;
-  };
+  // The server accepted `connect` on the current socket: every frame may go to it.
+  bool live() const noexcept { return handshake_.accepted(); }
 
-  static std::uint32_t server_frame_limit(std::uint64_t max_frame) {
-    const auto limit = max_frame + protocol::server_frame_allowance;
-    return static_cast<std::uint32_t>(std::min<std::uint64_t>(limit, UINT32_MAX));
+  bool handshaking() const noexcept {
+    return state_ == connection_state::connecting || state_ == connection_state::reconnecting;
   }
 
   error not_live_error() const {
@@ -266,11 +289,10 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
 
   void begin_attempt() {
     ++generation_;
-    live_ = false;
-    got_info_ = false;
+    handshake_.begin();
     pings_out_ = 0;
     closing_error_ = {};
-    decoder_ = protocol::frame_decoder(server_frame_limit(protocol::default_max_frame));
+    decoder_ = protocol::frame_decoder(handshake::server_frame_limit(protocol::default_max_frame));
     error_code ignored;
     socket_.close(ignored);
     socket_ = tcp::socket(executor_);
@@ -278,7 +300,9 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     connect_timer_.expires_after(options_.connect_timeout);
     connect_timer_.async_wait([weak = weak_from_this(), generation](const error_code& ec) {
       auto self = weak.lock();
-      if (ec || !self || generation != self->generation_ || !self->handshaking()) return;
+      if (ec || !self || generation != self->generation_ || !self->handshake_.in_progress()) {
+        return;
+      }
       self->attempt_failed(client_error(errc::timeout, "connecting to " + self->address()));
     });
     resolver_.async_resolve(
@@ -300,6 +324,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
                 }
                 error_code ignored_ec;
                 self->socket_.set_option(tcp::no_delay(true), ignored_ec);
+                self->handshake_.transport_up();
                 self->start_read();
               });
         });
@@ -307,12 +332,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
 
   std::string address() const { return options_.host + ":" + std::to_string(options_.port); }
 
-  bool handshaking() const noexcept {
-    return state_ == connection_state::connecting || state_ == connection_state::reconnecting;
-  }
-
   void on_info(const protocol::info_message& info) {
-    got_info_ = true;
     info_.server = info.server;
     info_.version = info.version;
     info_.client_id = info.client_id;
@@ -321,36 +341,27 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     info_.ping_interval_ms = info.ping_interval_ms;
     info_.auth_required = info.auth_required;
     // The decoder returned this frame whole and holds nothing partial: safe to replace.
-    decoder_ = protocol::frame_decoder(server_frame_limit(info.max_frame));
-
-    connect_id_ = next_id_++;
-    protocol::connect_message hello;
-    if (!options_.name.empty()) hello.name = options_.name;
-    if (options_.token) hello.token = *options_.token;
-    if (options_.user) hello.user = *options_.user;
-    if (options_.pass) hello.pass = *options_.pass;
-    hello.echo = options_.echo;
+    decoder_ = protocol::frame_decoder(handshake::server_frame_limit(info.max_frame));
+    // Only `connect` goes now. Subscriptions and buffered publishes wait for its `ok`,
+    // so that a refusal (too_many_connections, a reset) takes nothing with it.
     out_.clear();
-    protocol::encode_connect(out_, hello, id_text(connect_id_));
-    // Subscriptions first, then what was published while disconnected: the server
-    // handles one connection's frames in order, so buffered messages that match our own
-    // subscriptions are delivered to them.
-    for (auto& [sid, entry] : subscriptions_)
-      send_subscription(sid, entry);
-    out_ += reconnect_buffer_;
-    reconnect_buffer_.clear();
-    reconnect_buffer_.shrink_to_fit();
-    for (auto& [id, ack] : buffered_acks_)
-      acks_.emplace(id, std::move(ack));
-    buffered_acks_.clear();
-    live_ = true;
+    handshake_.on_info(options_, next_id_++, out_);
     start_write();
   }
 
   void on_connected() {
     connect_timer_.cancel();
+    handshake_.on_accepted();
     state_ = connection_state::connected;
     policy_.reset();
+    // Subscriptions first, then what was published while disconnected: the server
+    // handles one connection's frames in order, so buffered messages that match our own
+    // subscriptions are delivered to them.
+    registry_.encode_all(out_, next_id_, acks_);
+    buffer_.move_to(out_);
+    acks_.mark_buffered_sent();
+    requests_.mark_buffered_sent();
+    start_write();
     start_ping_timer();
     if (connect_done_) {
       std::exchange(connect_done_, {})({});
@@ -366,12 +377,26 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     if (connect_done_) {
       // A failed first connection is reported, not retried.
       state_ = connection_state::idle;
-      fail_acks(failure);
+      fail_waiting_for_first_connection(failure);
       std::exchange(connect_done_, {})(failure);
       return;
     }
+    // The server never accepted this attempt, so nothing of ours went on it: the buffer
+    // and the confirmations waiting for it stay for the next attempt.
     last_error_ = failure.code;
     schedule_reconnect();
+  }
+
+  // What was buffered for a first connection that failed would otherwise wait for a
+  // connection nobody is going to make.
+  void fail_waiting_for_first_connection(const error& failure) {
+    stats_.lost_on_disconnect += buffer_.clear();
+    for (auto& done : acks_.take_all())
+      done(failure);
+    for (auto& pending : requests_.take_all())
+      pending(failure, {});
+    for (auto& confirm : registry_.take_unsent_confirmations())
+      confirm(failure);
   }
 
   void schedule_reconnect() {
@@ -394,13 +419,13 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
   // dead socket must never be replayed on the next one.
   void drop_socket() {
     ++generation_;
-    live_ = false;
+    if (live()) stats_.lost_on_disconnect += out_.size() + writing_.size();
+    handshake_.reset();
     error_code ignored;
     socket_.close(ignored);
     resolver_.cancel();
     connect_timer_.cancel();
     ping_timer_.cancel();
-    stats_.lost_on_disconnect += out_.size() + writing_.size();
     out_.clear();
     writing_.clear();
     write_in_flight_ = false;
@@ -417,9 +442,16 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
       return;
     }
     drop_socket();
-    fail_acks(client_error(errc::disconnected, failure.code.message()));
     last_error_ = failure.code;
     state_ = connection_state::reconnecting;
+    // The answers to what was sent on the lost socket will never come: fail those now.
+    // What is buffered waits for the next connection.
+    const error lost = client_error(
+        errc::disconnected, failure.message.empty() ? failure.code.message() : failure.message);
+    for (auto& done : acks_.take_sent())
+      done(lost);
+    for (auto& pending : requests_.take_sent())
+      pending(lost, {});
     notify(options_.on_disconnected, failure.code);
     release_writable_waiters();
     schedule_reconnect();
@@ -430,31 +462,30 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     state_ = connection_state::closed;
     drop_socket();
     reconnect_timer_.cancel();
-    request_timer_.cancel();
+    deadline_timer_.cancel();
     drain_timer_.cancel();
+    stats_.lost_on_disconnect += buffer_.clear();
     const error closed = client_error(errc::closed);
-    fail_acks(closed);
-    for (auto& [id, ack] : std::exchange(buffered_acks_, {}))
-      ack.done(closed);
+    for (auto& done : acks_.take_all())
+      done(closed);
     for (auto& pending : requests_.take_all())
       pending(closed, {});
-    auto subscriptions = std::exchange(subscriptions_, {});
-    for (auto& [sid, entry] : subscriptions) {
-      if (entry.confirm) entry.confirm(closed);
-    }
-    reconnect_buffer_.clear();
+    for (auto& confirm : registry_.clear())
+      confirm(closed);
     release_writable_waiters();
     if (connect_done_) std::exchange(connect_done_, {})(closed);
     if (drain_done_) std::exchange(drain_done_, {})(closed);
     notify(options_.on_closed, reason);
   }
 
-  void fail_acks(const error& failure) {
-    auto acks = std::exchange(acks_, {});
-    for (auto& [id, ack] : acks) {
-      if (ack.timer) ack.timer->cancel();
-      ack.done(failure);
+  void apply_cancellations() {
+    std::vector<std::uint64_t> sids;
+    {
+      const std::lock_guard lock(batch_mutex_);
+      sids.swap(cancelled_);
     }
+    for (const auto sid : sids)
+      unsubscribe(sid);
   }
 
   void on_drain_pong(const error& result) {
@@ -464,13 +495,14 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
       return;
     }
     drain_pong_seen_ = true;
-    subscriptions_.clear();
+    for (auto& confirm : registry_.clear())
+      confirm(client_error(errc::closed));
     if (!write_in_flight_ && out_.empty()) end_drain({});
   }
 
   void end_drain(const error& result) {
     auto done = std::exchange(drain_done_, {});
-    if (live_) {
+    if (live()) {
       error_code ignored;
       socket_.shutdown(tcp::socket::shutdown_both, ignored);
     }
@@ -495,6 +527,12 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
                        "reading from " + address()});
       return;
     }
+    // The batch: handlers run only here, under batch_mutex_ (once per read, not per
+    // message), and unsubscriptions made from other threads take effect before it.
+    const std::lock_guard lock(batch_mutex_);
+    for (const auto sid : std::exchange(cancelled_, {}))
+      unsubscribe(sid);
+    const batch_scope batch(batch_depth_);
     const auto generation = generation_;
     std::string_view input(read_buffer_.data(), size);
     for (;;) {
@@ -522,14 +560,14 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
                        "unparsable server frame: " + std::string(parsed.error.message)));
       return;
     }
-    if (!got_info_ && frame_.kind != protocol::op::info) {
+    if (!handshake_.got_info() && frame_.kind != protocol::op::info) {
       lose_connection(
           client_error(errc::protocol_violation, "the first server frame was not info"));
       return;
     }
     switch (frame_.kind) {
       case protocol::op::info:
-        if (!got_info_) on_info(std::get<protocol::info_message>(frame_.body));
+        if (!handshake_.got_info()) on_info(std::get<protocol::info_message>(frame_.body));
         break;
       case protocol::op::msg:
         on_msg(std::get<protocol::msg_message>(frame_.body));
@@ -556,26 +594,23 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
   }
 
   void on_msg(const protocol::msg_message& msg) {
-    if (msg.sid == inbox_sid_ && inbox_sid_ != 0) {
+    const message_view view{msg.sid, msg.topic, msg.data, msg.reply, msg.headers};
+    if (msg.sid == registry_.inbox_sid() && msg.sid != 0) {
       if (auto pending = requests_.take(msg.topic)) {
         ++stats_.delivered;
-        (*pending)({}, message(message_view{msg.sid, msg.topic, msg.data, msg.reply, msg.headers}));
+        (*pending)({}, message(view));
       }
       return;
     }
-    const auto found = subscriptions_.find(msg.sid);
-    if (found == subscriptions_.end()) return;  // unsubscribed while the message was on its way
-    auto& entry = found->second;
-    ++entry.delivered;
+    const auto handler = registry_.on_delivery(msg.sid);
+    if (!handler) return;  // unsubscribed while the message was on its way
     ++stats_.delivered;
-    auto handler = entry.handler;  // the handler may unsubscribe itself
-    if (entry.max != 0 && entry.delivered >= entry.max) subscriptions_.erase(found);
-    (*handler)(message_view{msg.sid, msg.topic, msg.data, msg.reply, msg.headers});
+    (*handler)(view);
   }
 
   void on_ok() {
     if (frame_.id.type != protocol::request_id::kind::integer) return;
-    if (frame_.id.integer == connect_id_ && handshaking()) {
+    if (handshaking() && handshake_.answers_connect(frame_.id.integer)) {
       on_connected();
       return;
     }
@@ -589,7 +624,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
         code ? std::string(err.message) : std::string(err.code) + ": " + std::string(err.message)};
     if (code && protocol::closes_connection(*code)) closing_error_ = failure;
     if (frame_.id.type == protocol::request_id::kind::integer) {
-      if (frame_.id.integer == connect_id_ && handshaking()) {
+      if (handshaking() && handshake_.answers_connect(frame_.id.integer)) {
         // A refused `connect` (credentials) would be refused again: give up.
         connect_refused(failure);
         return;
@@ -609,6 +644,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     if (connect_done_) {
       drop_socket();
       state_ = connection_state::idle;
+      fail_waiting_for_first_connection(failure);
       std::exchange(connect_done_, {})(failure);
       return;
     }
@@ -617,22 +653,10 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
   }
 
   bool complete_ack(std::int64_t id, const error& result) {
-    const auto found = acks_.find(id);
-    if (found == acks_.end()) return false;
-    auto ack = std::move(found->second);
-    acks_.erase(found);
-    if (ack.timer) ack.timer->cancel();
-    ack.done(result);
+    auto done = acks_.take(id);
+    if (!done) return false;
+    (*done)(result);
     return true;
-  }
-
-  void add_ack(std::int64_t id, status_completion done, std::chrono::milliseconds timeout) {
-    auto timer = std::make_shared<asio::steady_timer>(executor_, timeout);
-    timer->async_wait([weak = weak_from_this(), id](const error_code& ec) {
-      if (ec) return;
-      if (auto self = weak.lock()) self->complete_ack(id, client_error(errc::timeout));
-    });
-    acks_.emplace(id, pending_ack{std::move(done), std::move(timer)});
   }
 
   // --- writing --------------------------------------------------------------------
@@ -660,38 +684,35 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
       if (auto failure = encode_headers(*extra.headers, headers)) return failure;
     }
 
-    std::string* target = nullptr;
-    std::size_t limit = 0;
-    if (live_) {
-      target = &out_;
-      limit = options_.max_outbound_bytes;
-      if (out_.size() + writing_.size() >= limit) return client_error(errc::outbound_full);
-    } else if (handshaking()) {
-      target = &reconnect_buffer_;
-      limit = options_.reconnect_buffer_bytes;
-    } else {
+    const bool to_socket = live();
+    if (to_socket) {
+      if (out_.size() + writing_.size() >= options_.max_outbound_bytes) {
+        return client_error(errc::outbound_full);
+      }
+    } else if (!handshaking()) {
       return not_live_error();
     }
-    const std::size_t start = target->size();
+    std::string& target = to_socket ? out_ : buffer_.frames();
+    const std::size_t start = target.size();
     protocol::pub_message pub{topic, data, extra.reply, headers};
-    protocol::encode_pub(*target, pub, id != 0 ? id_text(id) : std::string{});
-    const std::size_t frame_size = target->size() - start;
+    protocol::encode_pub(target, pub, id != 0 ? id_text(id) : std::string{});
+    const std::size_t frame_size = target.size() - start;
     const std::uint64_t max_frame =
-        got_info_ || info_.max_frame != 0 ? info_.max_frame : protocol::default_max_frame;
+        info_.max_frame != 0 ? info_.max_frame : protocol::default_max_frame;
     if (frame_size - protocol::frame_prefix_size > max_frame) {
-      target->resize(start);
+      target.resize(start);
       return local_error(protocol::error_code::frame_too_large,
                          "the frame would be " +
                              std::to_string(frame_size - protocol::frame_prefix_size) +
                              " bytes; the server accepts " + std::to_string(max_frame));
     }
-    if (!live_ && target->size() > limit) {
-      target->resize(start);
+    if (!to_socket && !buffer_.fits()) {
+      buffer_.truncate(start);
       return client_error(
           errc::reconnect_buffer_full,
-          "disconnected, and " + std::to_string(limit) + " bytes are already buffered");
+          "disconnected, and " + std::to_string(buffer_.limit()) + " bytes are already buffered");
     }
-    if (live_) start_write();
+    if (to_socket) start_write();
     return {};
   }
 
@@ -730,33 +751,8 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     return {};
   }
 
-  void send_subscription(std::uint64_t sid, subscription_entry& entry) {
-    std::string id;
-    if (entry.confirm) {
-      const std::int64_t ack_id = next_id_++;
-      id = id_text(ack_id);
-      acks_.emplace(ack_id, pending_ack{std::move(entry.confirm), nullptr});
-      entry.confirm = {};
-    }
-    protocol::encode_sub(out_, protocol::sub_message{sid, entry.pattern, entry.queue}, id);
-    if (entry.max != 0) {
-      protocol::encode_unsub(out_, protocol::unsub_message{sid, entry.max - entry.delivered});
-    }
-  }
-
-  void ensure_inbox() {
-    if (inbox_sid_ != 0) return;
-    inbox_sid_ = next_sid_++;
-    auto& entry = subscriptions_[inbox_sid_];
-    entry.pattern = requests_.inbox_pattern();
-    if (live_) {
-      send_subscription(inbox_sid_, entry);
-      start_write();
-    }
-  }
-
   void start_write() {
-    if (write_in_flight_ || out_.empty() || !live_) return;
+    if (write_in_flight_ || out_.empty() || !handshake_.socket_writable()) return;
     std::swap(out_, writing_);
     write_in_flight_ = true;
     asio::async_write(
@@ -813,24 +809,27 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
         });
   }
 
-  void arm_request_timer() {
-    const auto next = requests_.next_deadline();
-    if (!next || (request_timer_armed_ && request_timer_deadline_ <= *next)) return;
-    request_timer_armed_ = true;
-    request_timer_deadline_ = *next;
-    request_timer_.expires_at(*next);
-    request_timer_.async_wait([weak = weak_from_this()](const error_code& ec) {
+  // One timer for the deadlines of requests and flushes: armed for the earliest.
+  void arm_deadline_timer() {
+    std::optional<clock::time_point> next = requests_.next_deadline();
+    if (const auto ack = acks_.next_deadline(); ack && (!next || *ack < *next)) next = ack;
+    if (!next || (deadline_timer_armed_ && deadline_timer_at_ <= *next)) return;
+    deadline_timer_armed_ = true;
+    deadline_timer_at_ = *next;
+    deadline_timer_.expires_at(*next);
+    deadline_timer_.async_wait([weak = weak_from_this()](const error_code& ec) {
       auto self = weak.lock();
       if (!self || ec == asio::error::operation_aborted) {
         // Cancelled by an earlier deadline (which re-armed it) or by close.
         return;
       }
-      self->request_timer_armed_ = false;
-      for (auto& pending :
-           self->requests_.take_expired(request_table<request_completion>::clock::now())) {
+      self->deadline_timer_armed_ = false;
+      const auto now = clock::now();
+      for (auto& pending : self->requests_.take_expired(now))
         pending(client_error(errc::timeout, "no reply in time"), {});
-      }
-      self->arm_request_timer();
+      for (auto& done : self->acks_.take_expired(now))
+        done(client_error(errc::timeout));
+      self->arm_deadline_timer();
     });
   }
 
@@ -850,20 +849,25 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
   asio::steady_timer connect_timer_;
   asio::steady_timer ping_timer_;
   asio::steady_timer reconnect_timer_;
-  asio::steady_timer request_timer_;
+  asio::steady_timer deadline_timer_;
   asio::steady_timer drain_timer_;
+
+  // The socket-free parts.
   reconnect_policy policy_;
+  handshake handshake_;
+  subscription_registry registry_;
+  confirmation_table<status_completion> acks_;
+  request_table<request_completion> requests_;
+  reconnect_buffer buffer_;
 
   connection_state state_ = connection_state::idle;
   std::uint64_t generation_ = 0;
-  bool live_ = false;  // a socket that has sent info and takes our frames
-  bool got_info_ = false;
   server_info info_;
   status_completion connect_done_;
-  std::int64_t connect_id_ = 0;
   error closing_error_;    // the closing `err` the server sent, if any
   error_code last_error_;  // why the last connection or attempt ended
   std::uint32_t pings_out_ = 0;
+  std::int64_t next_id_ = 1;
 
   std::vector<char> read_buffer_;
   protocol::frame_decoder decoder_;
@@ -873,23 +877,26 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
   std::string out_;      // frames waiting for the current write to finish
   std::string writing_;  // frames being written
   bool write_in_flight_ = false;
-  std::string reconnect_buffer_;  // whole pub frames made while disconnected
   std::vector<status_completion> writable_waiters_;
 
-  std::int64_t next_id_ = 1;
-  std::unordered_map<std::int64_t, pending_ack> acks_;           // frames sent on this socket
-  std::unordered_map<std::int64_t, pending_ack> buffered_acks_;  // frames in reconnect_buffer_
-
-  std::unordered_map<std::uint64_t, subscription_entry> subscriptions_;
-  std::uint64_t next_sid_ = 1;
-  std::uint64_t inbox_sid_ = 0;
-  request_table<request_completion> requests_;
-  bool request_timer_armed_ = false;
-  request_table<request_completion>::clock::time_point request_timer_deadline_{};
+  bool deadline_timer_armed_ = false;
+  clock::time_point deadline_timer_at_{};
 
   status_completion drain_done_;
   bool drain_pong_seen_ = false;
   connection_statistics stats_;
+
+  // subscription::unsubscribe() from any thread (see unsubscribe_from_any_thread).
+  struct batch_scope {
+    explicit batch_scope(int& depth) noexcept : depth_(depth) { ++depth_; }
+    ~batch_scope() { --depth_; }
+    batch_scope(const batch_scope&) = delete;
+    batch_scope& operator=(const batch_scope&) = delete;
+    int& depth_;
+  };
+  std::recursive_mutex batch_mutex_;
+  int batch_depth_ = 0;                   // under batch_mutex_
+  std::vector<std::uint64_t> cancelled_;  // under batch_mutex_
 };
 
 }  // namespace detail
@@ -906,10 +913,7 @@ subscription& subscription::operator=(subscription&& other) noexcept {
 void subscription::unsubscribe() {
   const auto sid = std::exchange(sid_, 0);
   if (sid == 0) return;
-  if (auto owner = owner_.lock()) {
-    const auto executor = owner->executor();
-    asio::dispatch(executor, [owner = std::move(owner), sid] { owner->unsubscribe(sid); });
-  }
+  if (auto owner = owner_.lock()) owner->unsubscribe_from_any_thread(sid);
 }
 
 connection::connection(executor_type executor, options settings)

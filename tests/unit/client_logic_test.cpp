@@ -1,5 +1,6 @@
-// The client library's pure parts: reconnect backoff, request bookkeeping, server
-// addresses and error codes.
+// The client library's pure parts: reconnect backoff, request bookkeeping, confirmations,
+// the subscription registry, the handshake, the reconnect buffer, server addresses and
+// error codes. Each is stepped one event at a time, as the connection drives it.
 
 #include <gtest/gtest.h>
 
@@ -8,6 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "tidings/client/detail/confirmation_table.hpp"
+#include "tidings/client/detail/handshake.hpp"
+#include "tidings/client/detail/reconnect_buffer.hpp"
+#include "tidings/client/detail/subscription_registry.hpp"
 #include "tidings/client/errors.hpp"
 #include "tidings/client/options.hpp"
 #include "tidings/client/reconnect_policy.hpp"
@@ -181,6 +186,230 @@ TEST(RequestTable, EqualDeadlinesAreKeptApart) {
   for (int i = 0; i < 100; ++i)
     requests.add(deadline, std::to_string(i));
   EXPECT_EQ(requests.take_expired(deadline).size(), 100U);
+}
+
+// --- requests across a lost connection -------------------------------------------------
+
+TEST(RequestTable, ALostConnectionFailsOnlyTheRequestsSentOnIt) {
+  table requests("_INBOX.t");
+  const auto now = clock::now();
+  const auto sent = requests.add(now + 1h, "sent");
+  requests.add(now + 1h, "buffered", detail::outbound_phase::buffered);
+  const auto lost = requests.take_sent();
+  ASSERT_EQ(lost.size(), 1U);
+  EXPECT_EQ(lost[0], "sent");
+  EXPECT_FALSE(requests.take(sent));
+  EXPECT_EQ(requests.size(), 1U);
+  // A refused attempt changes nothing; the accepted connection carries the buffered one.
+  EXPECT_TRUE(requests.take_sent().empty());
+  requests.mark_buffered_sent();
+  const auto second_loss = requests.take_sent();
+  ASSERT_EQ(second_loss.size(), 1U);
+  EXPECT_EQ(second_loss[0], "buffered");
+  EXPECT_FALSE(requests.next_deadline());
+}
+
+// --- confirmations -------------------------------------------------------------------
+
+using confirmations = detail::confirmation_table<std::string>;
+using detail::outbound_phase;
+
+TEST(ConfirmationTable, AnswersCompleteTheirOwnOperationOnce) {
+  confirmations pending;
+  pending.add(7, outbound_phase::sent, "seven");
+  pending.add(8, outbound_phase::sent, "eight");
+  EXPECT_EQ(pending.take(8), "eight");
+  EXPECT_FALSE(pending.take(8));
+  EXPECT_FALSE(pending.take(9));
+  EXPECT_EQ(pending.size(), 1U);
+}
+
+// The sequence of issue 9: confirmed operations buffered while disconnected, an attempt
+// refused after `info`, then an accepted connection. Nothing is failed by the refusal,
+// nothing is left behind by the acceptance.
+TEST(ConfirmationTable, ARefusedAttemptKeepsBufferedConfirmationsForTheNextConnection) {
+  confirmations pending;
+  pending.add(1, outbound_phase::sent, "on the lost socket");
+  pending.add(2, outbound_phase::buffered, "buffered publish");
+  pending.add(3, outbound_phase::buffered, "buffered subscription");
+  // The connection is lost: only what was sent on it fails.
+  const auto lost = pending.take_sent();
+  ASSERT_EQ(lost.size(), 1U);
+  EXPECT_EQ(lost[0], "on the lost socket");
+  // An attempt refused after info (too_many_connections): nothing was sent on it.
+  EXPECT_TRUE(pending.take_sent().empty());
+  EXPECT_EQ(pending.count(outbound_phase::buffered), 2U);
+  // The next connection is accepted and carries the buffer: the answers can come.
+  pending.mark_buffered_sent();
+  EXPECT_EQ(pending.count(outbound_phase::sent), 2U);
+  EXPECT_EQ(pending.take(2), "buffered publish");
+  // And if that connection is lost too, the rest fails instead of waiting forever.
+  const auto later = pending.take_sent();
+  ASSERT_EQ(later.size(), 1U);
+  EXPECT_EQ(later[0], "buffered subscription");
+  EXPECT_TRUE(pending.empty());
+}
+
+TEST(ConfirmationTable, DeadlinesExpireOldestFirstAndLeaveTheRestWaiting) {
+  confirmations pending;
+  const auto now = confirmations::clock::now();
+  pending.add(1, outbound_phase::sent, "no deadline");
+  pending.add(2, outbound_phase::sent, "late", now + 300ms);
+  pending.add(3, outbound_phase::sent, "early", now + 100ms);
+  EXPECT_EQ(pending.next_deadline(), now + 100ms);
+  EXPECT_TRUE(pending.take_expired(now).empty());
+  const auto due = pending.take_expired(now + 1s);
+  ASSERT_EQ(due.size(), 2U);
+  EXPECT_EQ(due[0], "early");
+  EXPECT_EQ(due[1], "late");
+  EXPECT_FALSE(pending.next_deadline());
+  EXPECT_EQ(pending.take_all().size(), 1U);
+}
+
+TEST(ConfirmationTable, AnsweredOperationsLeaveNoDeadlineBehind) {
+  confirmations pending;
+  const auto now = confirmations::clock::now();
+  pending.add(1, outbound_phase::sent, "flush", now + 10ms);
+  EXPECT_EQ(pending.take(1), "flush");
+  EXPECT_FALSE(pending.next_deadline());
+  pending.add(2, outbound_phase::sent, "lost", now + 10ms);
+  EXPECT_EQ(pending.take_sent().size(), 1U);
+  EXPECT_FALSE(pending.next_deadline());
+  EXPECT_TRUE(pending.take_expired(now + 1s).empty());
+}
+
+// --- subscriptions -------------------------------------------------------------------
+
+detail::status_completion record(std::vector<std::string>& log, std::string name) {
+  return [&log, name = std::move(name)](const error& result) {
+    log.push_back(name + (result ? ":" + result.code.message() : ":ok"));
+  };
+}
+
+TEST(SubscriptionRegistry, TheConfirmationGoesWithTheFirstSubOnlyAndMaxCountsAcrossConnections) {
+  detail::subscription_registry registry;
+  detail::subscription_registry::confirmations pending;
+  std::vector<std::string> log;
+  int calls = 0;
+  const auto sid = registry.add(
+      "a.*", "q", [&](const message_view&) { ++calls; }, 3, record(log, "sub"));
+  std::string out;
+  std::int64_t next_id = 10;
+  registry.encode_all(out, next_id, pending);
+  EXPECT_NE(out.find(R"("op":"sub")"), std::string::npos);
+  EXPECT_NE(out.find(R"("id":10)"), std::string::npos) << out;
+  EXPECT_NE(out.find(R"("queue":"q")"), std::string::npos);
+  EXPECT_NE(out.find(R"("max":3)"), std::string::npos);
+  EXPECT_EQ(next_id, 11);
+  EXPECT_EQ(pending.count(outbound_phase::sent), 1U);
+
+  // One delivery, then a new connection: the sub is restored without an id, with the
+  // remaining count.
+  auto handler = registry.on_delivery(sid);
+  ASSERT_TRUE(handler);
+  (*handler)(message_view{});
+  out.clear();
+  registry.encode_all(out, next_id, pending);
+  EXPECT_EQ(out.find(R"("id")"), std::string::npos) << out;
+  EXPECT_NE(out.find(R"("max":2)"), std::string::npos) << out;
+  EXPECT_EQ(next_id, 11);
+
+  // The third delivery ends it before its handler runs; a fourth finds nothing.
+  EXPECT_TRUE(registry.on_delivery(sid));
+  EXPECT_TRUE(registry.on_delivery(sid));
+  EXPECT_FALSE(registry.contains(sid));
+  EXPECT_FALSE(registry.on_delivery(sid));
+  EXPECT_EQ(calls, 1);
+}
+
+TEST(SubscriptionRegistry, UnsentConfirmationsAreHandedBackNotLost) {
+  detail::subscription_registry registry;
+  std::vector<std::string> log;
+  const auto kept = registry.add(
+      "k", "", [](const message_view&) {}, 0, nullptr);
+  registry.add(
+      "a", "", [](const message_view&) {}, 0, record(log, "a"));
+  auto unsent = registry.take_unsent_confirmations();
+  ASSERT_EQ(unsent.size(), 1U);
+  unsent[0](error{});
+  EXPECT_EQ(log, std::vector<std::string>{"a:ok"});
+  EXPECT_TRUE(registry.take_unsent_confirmations().empty());
+  EXPECT_EQ(registry.size(), 2U);
+  EXPECT_TRUE(registry.remove(kept));
+  EXPECT_FALSE(registry.remove(kept));
+  registry.add(
+      "b", "", [](const message_view&) {}, 0, record(log, "b"));
+  EXPECT_EQ(registry.clear().size(), 1U);
+  EXPECT_EQ(registry.size(), 0U);
+}
+
+TEST(SubscriptionRegistry, TheInboxHasNoHandlerAndIsMadeOnce) {
+  detail::subscription_registry registry;
+  bool created = false;
+  const auto inbox = registry.ensure_inbox("_INBOX.x.*", created);
+  EXPECT_TRUE(created);
+  EXPECT_EQ(registry.ensure_inbox("_INBOX.x.*", created), inbox);
+  EXPECT_FALSE(created);
+  EXPECT_EQ(registry.inbox_sid(), inbox);
+  EXPECT_FALSE(registry.on_delivery(inbox));  // replies go to the request table
+  std::string out;
+  registry.encode_unsub_all(out);
+  EXPECT_NE(out.find(R"("op":"unsub")"), std::string::npos);
+}
+
+// --- the handshake -------------------------------------------------------------------
+
+TEST(Handshake, OnlyConnectGoesOutUntilTheServerAcceptsIt) {
+  detail::handshake steps;
+  options settings;
+  settings.name = "n";
+  settings.echo = false;
+  EXPECT_FALSE(steps.in_progress());
+  steps.begin();
+  EXPECT_TRUE(steps.in_progress());
+  EXPECT_FALSE(steps.socket_writable());
+  std::string out;
+  EXPECT_FALSE(steps.on_info(settings, 5, out));  // no transport yet
+  steps.transport_up();
+  EXPECT_TRUE(steps.on_info(settings, 5, out));
+  EXPECT_NE(out.find(R"("op":"connect")"), std::string::npos);
+  EXPECT_NE(out.find(R"("name":"n")"), std::string::npos);
+  EXPECT_NE(out.find(R"("echo":false)"), std::string::npos);
+  EXPECT_NE(out.find(R"("id":5)"), std::string::npos);
+  EXPECT_TRUE(steps.socket_writable());
+  EXPECT_FALSE(steps.accepted());
+  // A repeated info sends nothing.
+  std::string again;
+  EXPECT_FALSE(steps.on_info(settings, 6, again));
+  EXPECT_TRUE(again.empty());
+  EXPECT_FALSE(steps.answers_connect(6));
+  EXPECT_TRUE(steps.answers_connect(5));
+  steps.on_accepted();
+  EXPECT_TRUE(steps.accepted());
+  EXPECT_FALSE(steps.in_progress());
+  EXPECT_FALSE(steps.answers_connect(5));  // later answers with that id are someone else's
+  // The connection is lost; the next attempt starts over.
+  steps.reset();
+  EXPECT_FALSE(steps.socket_writable());
+  steps.begin();
+  EXPECT_FALSE(steps.answers_connect(5));
+}
+
+TEST(ReconnectBuffer, KeepsWholeFramesUpToItsLimitAndHandsThemOverInOrder) {
+  detail::reconnect_buffer buffer(10);
+  buffer.frames() += "12345";
+  EXPECT_TRUE(buffer.fits());
+  const auto start = buffer.size();
+  buffer.frames() += "678901";
+  EXPECT_FALSE(buffer.fits());
+  buffer.truncate(start);
+  EXPECT_EQ(buffer.size(), 5U);
+  std::string out = "connect;";
+  buffer.move_to(out);
+  EXPECT_EQ(out, "connect;12345");
+  EXPECT_TRUE(buffer.empty());
+  buffer.frames() += "abc";
+  EXPECT_EQ(buffer.clear(), 3U);
 }
 
 TEST(ServerAddress, ParsesHostsPortsAndBracketedV6) {

@@ -8,9 +8,15 @@
 // Message handlers and the callbacks in `options` run on the client's own thread, one
 // at a time. A handler may publish, but must not call a method that waits for the
 // server (flush, request, a confirmed publish, subscribe, drain): that thread is the one
-// that would receive the answer, so such calls throw std::logic_error there.
+// that would receive the answer, so such calls throw std::logic_error there. A handler may
+// close the client, and may destroy it: the thread then finishes on its own.
+//
+// A call that gives up (its timeout passed) leaves nothing behind that refers to the
+// caller: the operation owns copies of its arguments, and a subscription whose answer
+// came too late is ended.
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string_view>
 #include <thread>
@@ -23,7 +29,7 @@ class blocking_client {
  public:
   // Connects (throws on failure).
   explicit blocking_client(options settings);
-  // Closes and joins the thread.
+  // Closes and joins the thread; from a handler, closes and lets the thread end by itself.
   ~blocking_client();
   blocking_client(const blocking_client&) = delete;
   blocking_client& operator=(const blocking_client&) = delete;
@@ -48,16 +54,23 @@ class blocking_client {
   server_info info();
 
  private:
-  template <class Operation>
-  error run(Operation&& operation, std::chrono::milliseconds timeout);
+  // The io_context, the connection and the work guard, shared with the client's thread:
+  // they outlive a blocking_client destroyed by one of its own handlers.
+  struct shared_state;
+  using operation = std::function<void(connection&, detail::status_completion)>;
+
+  // Runs `op` on the client's thread and waits for its completion, at most `timeout`
+  // (plus a little). `op` is owned by the posted function: it must hold copies, never
+  // references to the caller's stack.
+  error run(operation op, std::chrono::milliseconds timeout);
   template <class Function>
   auto call(Function&& function);
   void check_not_on_client_thread(const char* what) const;
+  bool on_client_thread() const noexcept { return std::this_thread::get_id() == thread_id_; }
 
-  asio::io_context io_;
-  asio::executor_work_guard<asio::io_context::executor_type> work_;
-  std::unique_ptr<connection> connection_;
+  std::shared_ptr<shared_state> state_;
   std::thread thread_;
+  std::thread::id thread_id_;
 };
 
 }  // namespace tidings::client

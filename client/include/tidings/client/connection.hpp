@@ -26,6 +26,7 @@
 #include <string_view>
 
 #include "tidings/asio.hpp"
+#include "tidings/client/detail/completions.hpp"
 #include "tidings/client/detail/unique_function.hpp"
 #include "tidings/client/errors.hpp"
 #include "tidings/client/message.hpp"
@@ -35,9 +36,6 @@ namespace tidings::client {
 
 namespace detail {
 class connection_impl;
-
-using status_completion = unique_function<void(const error&)>;
-using request_completion = unique_function<void(const error&, message)>;
 
 // Adapts an Asio completion handler to the library's internal completion: the handler
 // is posted to its associated executor, which is kept busy meanwhile.
@@ -69,11 +67,10 @@ request_completion adapt_request(const asio::any_io_executor& fallback, Handler&
 }
 }  // namespace detail
 
-using message_handler = std::function<void(const message_view&)>;
-
 namespace detail {
 // publish_options with its strings owned: an operation may start after the caller's
-// expression has ended (use_awaitable runs the initiation when the result is awaited).
+// expression has ended (use_awaitable runs the initiation when the result is awaited), so
+// the asynchronous operations pass their arguments to async_initiate by value.
 struct owned_publish_options {
   explicit owned_publish_options(const publish_options& extra)
       : reply(extra.reply),
@@ -99,8 +96,12 @@ class subscription {
   subscription(const subscription&) = delete;
   subscription& operator=(const subscription&) = delete;
 
-  // Sends `unsub`; messages already on their way are not delivered to the handler.
-  // Safe from any thread, and idempotent.
+  // Ends the subscription and sends `unsub`; messages already on their way are not
+  // delivered. Safe from any thread, and idempotent. When it returns, the handler is not
+  // running (unless unsubscribe() was called from the handler itself, which then runs
+  // to its end) and is never called again: a call from another thread waits for a
+  // handler that is running at that moment to return. Do not call it while holding a
+  // lock that the handler takes.
   void unsubscribe();
   void detach() noexcept { sid_ = 0; }
   std::uint64_t sid() const noexcept { return sid_; }
@@ -165,11 +166,12 @@ class connection {
   auto async_publish(std::string_view topic, std::string_view data, const publish_options& extra,
                      Token&& token) {
     return asio::async_initiate<Token, void(error_code)>(
-        [this, topic, data, &extra](auto handler) {
-          publish_confirmed(topic, data, extra,
+        [this](auto handler, const std::string& topic_copy, const std::string& data_copy,
+               const detail::owned_publish_options& extra_copy) {
+          publish_confirmed(topic_copy, data_copy, extra_copy.view(),
                             detail::adapt_status(executor_, std::move(handler)));
         },
-        token);
+        token, std::string(topic), std::string(data), detail::owned_publish_options(extra));
   }
 
   // Subscribes without waiting; a refusal arrives at options::on_error. Local
@@ -212,17 +214,20 @@ class connection {
 
   // Publishes `data` with a unique reply topic and waits for the first reply.
   // Signature: void(error_code, message). Fails at once with the server's
-  // no_responders when nobody is subscribed, and with errc::timeout otherwise.
+  // no_responders when nobody is subscribed, with errc::disconnected when the connection
+  // that carried the request is lost, and with errc::timeout otherwise.
   template <class Token>
   auto async_request(std::string_view topic, std::string_view data,
                      std::chrono::milliseconds timeout, Token&& token,
                      const header_list* headers = nullptr) {
     return asio::async_initiate<Token, void(error_code, message)>(
-        [this, topic, data, timeout, headers](auto handler) {
-          request(topic, data, timeout, headers,
+        [this, timeout](auto handler, const std::string& topic_copy, const std::string& data_copy,
+                        const std::optional<header_list>& headers_copy) {
+          request(topic_copy, data_copy, timeout, headers_copy ? &*headers_copy : nullptr,
                   detail::adapt_request(executor_, std::move(handler)));
         },
-        token);
+        token, std::string(topic), std::string(data),
+        headers != nullptr ? std::optional<header_list>(*headers) : std::nullopt);
   }
 
   // Stops receiving (unsubscribes everything), lets delivered messages' handlers finish,

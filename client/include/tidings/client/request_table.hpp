@@ -6,6 +6,10 @@
 // subscription `<inbox>.*` receives every reply. The table maps a reply (or a
 // no_responders error, which names the reply topic) back to its request and yields the
 // requests whose deadlines have passed. Pure: no I/O, the caller supplies the time.
+//
+// Like confirmation_table, it knows where each request's `pub` frame is: a lost
+// connection fails at once the requests sent on it (their reply can no longer come,
+// take_sent), while requests buffered for the next connection keep waiting.
 
 #include <chrono>
 #include <cstdint>
@@ -16,6 +20,8 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "tidings/client/detail/outbound_phase.hpp"
 
 namespace tidings::client {
 
@@ -33,9 +39,10 @@ class request_table {
   std::string inbox_pattern() const { return inbox_ + ".*"; }
   std::string reply_topic(token id) const { return inbox_ + "." + std::to_string(id); }
 
-  token add(clock::time_point deadline, Pending pending) {
+  token add(clock::time_point deadline, Pending pending,
+            detail::outbound_phase phase = detail::outbound_phase::sent) {
     const token id = next_++;
-    entries_.emplace(id, entry{deadline, std::move(pending)});
+    entries_.emplace(id, entry{deadline, std::move(pending), phase});
     deadlines_.emplace(deadline, id);
     return id;
   }
@@ -81,6 +88,27 @@ class request_table {
     return expired;
   }
 
+  // Removes and returns the requests sent on a connection that was lost, oldest first.
+  std::vector<Pending> take_sent() {
+    std::vector<Pending> sent;
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      if (it->second.phase != detail::outbound_phase::sent) {
+        ++it;
+        continue;
+      }
+      deadlines_.erase({it->second.deadline, it->first});
+      sent.push_back(std::move(it->second.pending));
+      it = entries_.erase(it);
+    }
+    return sent;
+  }
+
+  // The buffered requests were handed to a connection the server accepted.
+  void mark_buffered_sent() noexcept {
+    for (auto& [id, item] : entries_)
+      item.phase = detail::outbound_phase::sent;
+  }
+
   // Removes and returns everything (the connection is closing).
   std::vector<Pending> take_all() {
     std::vector<Pending> all;
@@ -104,6 +132,7 @@ class request_table {
   struct entry {
     clock::time_point deadline;
     Pending pending;
+    detail::outbound_phase phase;
   };
 
   std::string inbox_;
