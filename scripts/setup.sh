@@ -1,16 +1,31 @@
 #!/usr/bin/env bash
 # Installs, from Debian bookworm's packages, whatever the build and the tests need and
 # this machine lacks. Idempotent and non-interactive: run it as often as you like.
+#
+#   scripts/setup.sh               # everything: build, tests, benchmarks, fuzzing
+#   scripts/setup.sh --build-only  # only what building tidingsd, tidings and the client
+#                                  # library needs (the Docker image's build stage)
 set -euo pipefail
 
-packages=(
+# Building tidingsd, the tidings tool and the client library.
+build_packages=(
   build-essential cmake ninja-build pkg-config
   libboost-dev libboost-system-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
+)
+# The tests, benchmarks, sanitizers and the fuzz target (clang), and the tools the e2e
+# tests call.
+test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-dev
   procps iproute2
 )
+
+case "${1:-}" in
+  "") packages=("${build_packages[@]}" "${test_packages[@]}") ;;
+  --build-only) packages=("${build_packages[@]}") ;;
+  *) echo "usage: $0 [--build-only]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
