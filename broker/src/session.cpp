@@ -34,9 +34,10 @@ constexpr std::size_t min_staging = 64 * 1024;
 constexpr std::size_t pooled_buffers = 32;
 constexpr std::size_t max_pooled_capacity = 1024 * 1024;
 constexpr std::size_t retained_in_flight = max_batch_frames;
-// What an idle connection keeps of its outbound vectors (16 bytes a frame); a backlog
-// grew them, and they go back once it is written.
-constexpr std::size_t idle_frames = 64;
+// What a connection keeps of its outbound vectors (16 bytes a frame) once it has
+// nothing left to write: a backlog grew them, and they go back once it is written. High
+// enough that ordinary bursts reuse their storage instead of regrowing it every time.
+constexpr std::size_t idle_frames = 256;
 // Bytes per write call, as asio::transfer_all() does; each one completing is progress.
 constexpr std::size_t write_chunk = 64 * 1024;
 constexpr auto linger_after_error = std::chrono::seconds(1);
