@@ -110,7 +110,8 @@ void BM_IndexSubUnsubThenMatch(benchmark::State& state) {
   std::uint64_t sid = 100'000;
   std::size_t i = 0;
   for (auto _ : state) {
-    auto sub = make_sub(sid++, "inbox." + std::to_string(sid));
+    ++sid;
+    auto sub = make_sub(sid, "inbox." + std::to_string(sid));
     index.insert(sub);
     index.remove(sub);
     for (int k = 0; k < 16; ++k)

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cassert>
 #include <functional>
 #include <mutex>
@@ -50,8 +51,16 @@ struct subscription_index::node {
   string_map<queue_group> groups;  // by queue name
   // What this node alone contributes to a match, built on the first match that needs it
   // after a change and shared by every topic it matches. Writers reset it under the
-  // exclusive trie lock; readers build it under the shared trie lock plus snapshot_mutex.
+  // exclusive trie lock; readers build it under the shared trie lock plus snapshot_mutex
+  // and then set `snapshot_ready` (release), after which readers copy it without the
+  // mutex (acquire): it stays unchanged until the next writer.
   mutable std::shared_ptr<const match_result> snapshot;
+  mutable std::atomic<bool> snapshot_ready{false};
+
+  void forget_snapshot() noexcept {
+    snapshot_ready.store(false, std::memory_order_relaxed);  // under the exclusive lock
+    snapshot.reset();
+  }
 
   bool holds_subscriptions() const noexcept { return !plain.empty() || !groups.empty(); }
   bool empty() const noexcept {
@@ -145,12 +154,39 @@ struct subscription_index::impl {
     return opts.cache_enabled && opts.cache_capacity > 0 && opts.cache_max_bytes > 0;
   }
 
+  // The nodes a topic matches: a few in practice, so they stay on the stack and a miss on a
+  // topic matched by one node allocates nothing once that node's snapshot exists.
+  class hit_list {
+   public:
+    void push_back(const node* n) {
+      if (size_ < inline_capacity) {
+        inline_[size_] = n;
+      } else {
+        if (size_ == inline_capacity) overflow_.assign(inline_.begin(), inline_.end());
+        overflow_.push_back(n);
+      }
+      ++size_;
+    }
+    std::size_t size() const noexcept { return size_; }
+    bool empty() const noexcept { return size_ == 0; }
+    const node* const* begin() const noexcept {
+      return size_ <= inline_capacity ? inline_.data() : overflow_.data();
+    }
+    const node* const* end() const noexcept { return begin() + size_; }
+
+   private:
+    static constexpr std::size_t inline_capacity = 8;
+    std::array<const node*, inline_capacity> inline_{};
+    std::vector<const node*> overflow_;
+    std::size_t size_ = 0;
+  };
+
   // Visits every node whose pattern matches the tokens still in `rest` and holds
   // subscriptions, in a fixed order. Recursion depth is bounded by the trie's depth, which
   // valid (<= 256 byte) patterns keep under 129. A node is reached by one path only, so
   // it is visited at most once.
   static void walk(const node& n, protocol::token_reader rest, bool wildcards_allowed,
-                   std::vector<const node*>& hits) {
+                   hit_list& hits) {
     std::string_view token;
     if (!rest.next(token)) {
       if (n.holds_subscriptions()) hits.push_back(&n);
@@ -184,27 +220,26 @@ struct subscription_index::impl {
 
   // The node's own result, built once per change of the node. Caller shares trie_mutex.
   std::shared_ptr<const match_result> snapshot_of(const node& n) const {
+    if (n.snapshot_ready.load(std::memory_order_acquire)) return n.snapshot;
     std::lock_guard lock(snapshot_mutex);
-    if (!n.snapshot) {
+    if (!n.snapshot_ready.load(std::memory_order_relaxed)) {
       auto result = std::make_shared<match_result>();
       result->plain.reserve(n.plain.size());
       result->groups.reserve(n.groups.size());
       collect(n, *result);
       n.snapshot = std::move(result);
+      n.snapshot_ready.store(true, std::memory_order_release);
     }
     return n.snapshot;
   }
 
   // Caller shares trie_mutex.
   std::shared_ptr<const match_result> compute(std::string_view topic) const {
-    // Reused per thread, so a miss on a topic matched by one node allocates nothing once
-    // that node's snapshot exists.
-    thread_local std::vector<const node*> hits;
-    hits.clear();
+    hit_list hits;
     // Wildcards in the first token stay clear of the server's `$` topics (PROTOCOL.md 5).
     walk(root, protocol::token_reader(topic), !protocol::is_reserved_topic(topic), hits);
     if (hits.empty()) return empty_result;
-    if (hits.size() == 1) return snapshot_of(*hits.front());
+    if (hits.size() == 1) return snapshot_of(**hits.begin());
     std::size_t plain = 0;
     std::size_t groups = 0;
     for (const node* n : hits) {
@@ -327,7 +362,7 @@ struct subscription_index::impl {
   // Caller holds trie_mutex exclusively.
   void add(const subscription_ptr& sub) {
     node& end = make_path(sub->pattern);
-    end.snapshot.reset();
+    end.forget_snapshot();
     if (sub->queue.empty()) {
       sub->index_slot = end.plain.size();
       end.plain.push_back(sub);
@@ -413,7 +448,7 @@ struct subscription_index::impl {
 
     node& end = *path[depth - 1];
     if (!take_out(end, sub)) return false;
-    end.snapshot.reset();
+    end.forget_snapshot();
     --subscription_count;
 
     // Walk the path back up, detaching each empty node from its parent.
