@@ -73,6 +73,8 @@ void blocking_client::check_not_on_client_thread(const char* what) const {
 }
 
 error blocking_client::run(operation op, std::chrono::milliseconds timeout) {
+  // After close() nothing runs the io_context any more.
+  if (!thread_.joinable()) return error{make_error_code(errc::closed), {}};
   auto promise = std::make_shared<std::promise<error>>();
   auto result = promise->get_future();
   asio::post(state_->io, [state = state_, op = std::move(op), promise]() mutable {

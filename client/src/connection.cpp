@@ -228,6 +228,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
       done(not_live_error());
       return;
     }
+    apply_cancellations();  // nothing to restore or unsubscribe twice
     state_ = connection_state::draining;
     drain_done_ = std::move(done);
     registry_.encode_unsub_all(out_);
@@ -351,6 +352,9 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
 
   void on_connected() {
     connect_timer_.cancel();
+    // Handles dropped from other threads meanwhile are not restored (nor unsubscribed:
+    // this connection never had them).
+    apply_cancellations();
     handshake_.on_accepted();
     state_ = connection_state::connected;
     policy_.reset();
