@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317 # cleanup and the polled checks are called by trap and wait_for
 # Builds docker/Dockerfile with a real Docker engine and checks the image as a user would:
 #
 #   1. `docker run`: it runs as uid 4700, not root; its HEALTHCHECK turns healthy; the
@@ -31,6 +32,10 @@
 # Exit status: 0 when every check passed, or after one line `SKIP: <why>` where no engine
 # can run (not root, no namespaces, the packages cannot be installed, dockerd does not
 # start); 1 when a check failed. Every wait is bounded.
+
+# The braces make bash read the whole script before it runs any of it, so that a checkout
+# or an edit during a run cannot change the lines still to come.
+{
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -87,10 +92,21 @@ if ((${#missing[@]})); then
   command -v apt-get >/dev/null || skip "${missing[*]} missing and no apt-get to install them"
   say "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  # The packages' maintainer scripts would start the docker service where an init system
-  # runs; this script starts the engine it needs itself.
-  if ! { timeout 300 apt-get update -q && timeout 600 apt-get install -y -q \
-    --no-install-recommends "${missing[@]}"; } >/tmp/tidings-test-image-apt.log 2>&1; then
+  # docker.io's maintainer scripts would start the docker service where an init system
+  # runs, with its default bridge network and iptables rules. A policy-rc.d that denies
+  # every start (if the machine has none) keeps them from it: this script starts the
+  # engine it needs itself.
+  policy=""
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\n# docker/test-image.sh: no service starts while it installs packages.\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+  fi
+  installed=1
+  { timeout 300 apt-get update -q && timeout 600 apt-get install -y -q \
+    --no-install-recommends "${missing[@]}"; } >/tmp/tidings-test-image-apt.log 2>&1 || installed=""
+  [[ -z $policy ]] || rm -f "$policy"
+  if [[ -z $installed ]]; then
     tail -5 /tmp/tidings-test-image-apt.log >&2
     skip "cannot install ${missing[*]} with apt-get (log: /tmp/tidings-test-image-apt.log)"
   fi
@@ -466,3 +482,5 @@ phase_done compose
 
 summary=$(IFS=,; echo "${timings[*]}")
 say "PASS: ${summary//,/, }"
+exit 0
+}
