@@ -660,10 +660,16 @@ void session::remove_subscription(const std::shared_ptr<subscription>& sub) {
 }
 
 void session::drop_all_subscriptions() {
+  if (subscriptions_.empty()) return;
+  // One exclusive lock and one cache drop for all of them: a connection with 65,536
+  // subscriptions closes without taking the index's lock 65,536 times.
+  std::vector<std::shared_ptr<subscription>> ending;
+  ending.reserve(subscriptions_.size());
   for (auto& [sid, sub] : subscriptions_) {
     sub->live.store(false, std::memory_order_release);
-    server_.index.remove(sub);
+    ending.push_back(sub);
   }
+  server_.index.remove_all(ending);
   // Breaks the session -> subscription -> session cycle.
   subscriptions_.clear();
 }
