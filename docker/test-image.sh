@@ -295,7 +295,7 @@ sub_start() {
   "$cli" sub --server "127.0.0.1:$port" "$@" "$pattern" >"$work/$name.out" 2>"$work/$name.err" &
   sub_pid=$!
   host_pids+=("$sub_pid")
-  wait_for 10 grep -qx "subscribed: $pattern" "$work/$name.err" ||
+  wait_for 10 grep -qsx "subscribed: $pattern" "$work/$name.err" ||
     fail "$name: no 'subscribed: $pattern' within 10 s: $(cat "$work/$name.err")"
 }
 
@@ -369,7 +369,7 @@ sub2_pid=$sub_pid
 stop_drained "$c"
 docker logs "$c" >"$work/run.log" 2>&1
 grep -qE 'draining [1-9][0-9]* connections' "$work/run.log" || fail "$c: no drain in its log"
-wait_for 5 grep -q shutting_down "$work/sub2.err" ||
+wait_for 5 grep -qs shutting_down "$work/sub2.err" ||
   fail "the connected subscriber was not told shutting_down: $(cat "$work/sub2.err")"
 kill -TERM "$sub2_pid"
 wait_exit "$sub2_pid" 10 || true
