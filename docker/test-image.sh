@@ -198,7 +198,6 @@ if docker info >/dev/null 2>&1; then
   say "using the running engine ($(docker info -f '{{.ServerVersion}}'))"
 else
   unset DOCKER_HOST
-  mkdir -p "$data_root"
   say "starting dockerd (data root $data_root, no bridge, no iptables)"
   # No bridge network: every container here uses the host's network, so nothing is
   # routed or NATed off the machine.
