@@ -539,6 +539,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     const batch_scope batch(batch_depth_);
     const auto generation = generation_;
     std::string_view input(read_buffer_.data(), size);
+    bool got_frame = false;
     for (;;) {
       const auto result = decoder_.next(input);
       input.remove_prefix(result.consumed);
@@ -549,10 +550,16 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
                                          " bytes is outside the allowed range"));
         return;
       }
+      got_frame = true;
       handle_frame(result.body);
       // A handler may have closed the connection, or the frame ended it.
       if (generation != generation_) return;
     }
+    // Any frame proves that the server is alive, not only a pong: under the `drop`
+    // slow-consumer policy the server's pong waits behind everything queued for us, so a
+    // client reading a big backlog slowly would otherwise give up on a server that is
+    // busy sending to it. Once per read, not per message.
+    if (got_frame) pings_out_ = 0;
     start_read();
   }
 
@@ -587,7 +594,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
         start_write();
         break;
       case protocol::op::pong:
-        pings_out_ = 0;
+        // pings_out_ is reset by on_read for every frame, this one included.
         if (frame_.id.type == protocol::request_id::kind::integer)
           complete_ack(frame_.id.integer, {});
         break;
