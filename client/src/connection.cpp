@@ -3,11 +3,11 @@
 #include <mutex>
 #include <optional>
 #include <random>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include "tidings/client/detail/confirmation_table.hpp"
+#include "tidings/client/detail/frame_builder.hpp"
 #include "tidings/client/detail/handshake.hpp"
 #include "tidings/client/detail/reconnect_buffer.hpp"
 #include "tidings/client/detail/subscription_registry.hpp"
@@ -15,10 +15,8 @@
 #include "tidings/client/request_table.hpp"
 #include "tidings/protocol/encoder.hpp"
 #include "tidings/protocol/frame_decoder.hpp"
-#include "tidings/protocol/json.hpp"
 #include "tidings/protocol/limits.hpp"
 #include "tidings/protocol/parser.hpp"
-#include "tidings/protocol/topic.hpp"
 
 namespace tidings::client {
 namespace detail {
@@ -26,10 +24,6 @@ namespace detail {
 namespace {
 
 constexpr std::size_t read_buffer_size = 64 * 1024;
-
-error local_error(protocol::error_code code, std::string message) {
-  return {make_error_code(code), std::move(message)};
-}
 
 error client_error(errc code, std::string message = {}) {
   return {make_error_code(code), std::move(message)};
@@ -46,12 +40,6 @@ std::string make_inbox(const std::string& prefix) {
   return inbox;
 }
 
-std::string id_text(std::int64_t id) {
-  std::string text;
-  protocol::append_integer(text, id);
-  return text;
-}
-
 }  // namespace
 
 // All state of one logical connection, across reconnections. Lives in a shared_ptr so
@@ -63,7 +51,8 @@ std::string id_text(std::int64_t id) {
 // parts, each tested on its own: handshake (the steps of one attempt), reconnect_policy
 // (when to retry), subscription_registry (what to restore), confirmation_table and
 // request_table (who waits for which answer, and whether its frame was sent on the
-// current socket or is still buffered), and reconnect_buffer (publishes made meanwhile).
+// current socket or is still buffered), reconnect_buffer (publishes made meanwhile) and
+// frame_builder (the local checks of a publish or subscription, and the `pub` frame).
 class connection_impl : public std::enable_shared_from_this<connection_impl> {
  public:
   connection_impl(asio::any_io_executor executor, options settings)
@@ -674,27 +663,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
 
   error enqueue_pub(std::string_view topic, std::string_view data, const publish_options& extra,
                     std::int64_t id) {
-    if (!protocol::is_valid_topic(topic)) {
-      return local_error(protocol::error_code::invalid_topic,
-                         "not a valid topic: '" + std::string(topic) + "'");
-    }
-    if (protocol::is_reserved_topic(topic)) {
-      return local_error(protocol::error_code::permission_denied,
-                         "topics starting with $ are reserved");
-    }
-    if (!extra.reply.empty() && !protocol::is_valid_topic(extra.reply)) {
-      return local_error(protocol::error_code::invalid_topic,
-                         "not a valid reply topic: '" + std::string(extra.reply) + "'");
-    }
-    // The frame's own object is level 1, so data may nest one level less.
-    if (!protocol::json::is_valid(data, protocol::max_json_depth - 1)) {
-      return local_error(protocol::error_code::bad_json, "data is not a valid JSON value");
-    }
-    std::string headers;
-    if (extra.headers != nullptr) {
-      if (auto failure = encode_headers(*extra.headers, headers)) return failure;
-    }
-
+    if (auto failure = check_publish(topic, data, extra, pub_headers_)) return failure;
     const bool to_socket = live();
     if (to_socket) {
       if (out_.size() + writing_.size() >= options_.max_outbound_bytes) {
@@ -705,17 +674,10 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     }
     std::string& target = to_socket ? out_ : buffer_.frames();
     const std::size_t start = target.size();
-    protocol::pub_message pub{topic, data, extra.reply, headers};
-    protocol::encode_pub(target, pub, id != 0 ? id_text(id) : std::string{});
-    const std::size_t frame_size = target.size() - start;
     const std::uint64_t max_frame =
         info_.max_frame != 0 ? info_.max_frame : protocol::default_max_frame;
-    if (frame_size - protocol::frame_prefix_size > max_frame) {
-      target.resize(start);
-      return local_error(protocol::error_code::frame_too_large,
-                         "the frame would be " +
-                             std::to_string(frame_size - protocol::frame_prefix_size) +
-                             " bytes; the server accepts " + std::to_string(max_frame));
+    if (auto failure = append_pub(target, topic, data, extra.reply, pub_headers_, id, max_frame)) {
+      return failure;
     }
     if (!to_socket && !buffer_.fits()) {
       buffer_.truncate(start);
@@ -724,41 +686,6 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
           "disconnected, and " + std::to_string(buffer_.limit()) + " bytes are already buffered");
     }
     if (to_socket) start_write();
-    return {};
-  }
-
-  static error encode_headers(const header_list& list, std::string& out) {
-    std::unordered_set<std::string_view> seen;
-    out = "{";
-    for (const auto& [name, value] : list) {
-      if (name.empty())
-        return local_error(protocol::error_code::bad_request, "a header name is empty");
-      if (!seen.insert(name).second) {
-        return local_error(protocol::error_code::bad_request, "header '" + name + "' is repeated");
-      }
-      if (out.size() > 1) out += ',';
-      protocol::json::append_string(out, name);
-      out += ':';
-      protocol::json::append_string(out, value);
-    }
-    out += '}';
-    return {};
-  }
-
-  error check_subscription(std::string_view pattern, const message_handler& handler,
-                           const subscribe_options& extra) const {
-    if (!protocol::is_valid_pattern(pattern)) {
-      return local_error(protocol::error_code::invalid_topic,
-                         "not a valid pattern: '" + std::string(pattern) + "'");
-    }
-    if (!extra.queue.empty() && !protocol::is_valid_queue_name(extra.queue)) {
-      return local_error(protocol::error_code::bad_request,
-                         "not a valid queue name: '" + std::string(extra.queue) + "'");
-    }
-    if (!handler) return client_error(errc::invalid_argument, "the message handler is empty");
-    if (extra.max > protocol::max_safe_integer) {
-      return local_error(protocol::error_code::bad_request, "max is above 2^53-1");
-    }
     return {};
   }
 
@@ -885,8 +812,9 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
   protocol::server_parser parser_;
   protocol::server_frame frame_;
 
-  std::string out_;      // frames waiting for the current write to finish
-  std::string writing_;  // frames being written
+  std::string pub_headers_;  // scratch: the encoded headers of the publish being queued
+  std::string out_;          // frames waiting for the current write to finish
+  std::string writing_;      // frames being written
   bool write_in_flight_ = false;
   std::vector<status_completion> writable_waiters_;
 
