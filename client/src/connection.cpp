@@ -1,8 +1,10 @@
 #include "tidings/client/connection.hpp"
 
+#include <condition_variable>
 #include <mutex>
 #include <optional>
 #include <random>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -150,18 +152,28 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
 
   // From any thread. Returns once the subscription has ended: its handler is not running
   // (unless the caller is that handler) and is never called again. Handlers run only
-  // inside a read batch, which holds batch_mutex_, so taking the mutex waits for a running
-  // handler to return; the next batch (or the posted function, whichever comes first)
-  // applies the cancellation before it delivers anything.
+  // inside a read batch, and every batch applies the cancellations queued before it
+  // first; so it is enough to queue the cancellation and, when a batch is running, to
+  // wait for that batch to end. Waiting for the mutex alone is not enough: it is not fair,
+  // and under a flood the reader takes it again for the next batch before a waiting thread
+  // wakes (unsubscribe() then waited for the whole flood).
   void unsubscribe_from_any_thread(std::uint64_t sid) {
     std::unique_lock lock(batch_mutex_);
-    if (batch_depth_ > 0) {
-      // The mutex is recursive and held: this is the executor's thread, inside a batch
-      // (a handler, or a completion it triggered). The registry is ours to change.
+    if (in_batch_ && batch_thread_ == std::this_thread::get_id()) {
+      // The executor's thread, inside a batch (a handler, or a completion it
+      // triggered): the registry is ours to change.
+      lock.unlock();
       unsubscribe(sid);
       return;
     }
     cancelled_.push_back(sid);
+    if (in_batch_) {
+      // Not bounded: the guarantee is that the handler has returned (see docs/CLIENT.md).
+      const auto running = batches_ended_;
+      ++unsubscribers_waiting_;
+      batch_ended_.wait(lock, [&] { return batches_ended_ != running; });
+      --unsubscribers_waiting_;
+    }
     lock.unlock();
     asio::post(executor_, [weak = weak_from_this()] {
       if (auto self = weak.lock()) self->apply_cancellations();
@@ -472,13 +484,14 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
   }
 
   void apply_cancellations() {
-    std::vector<std::uint64_t> sids;
     {
       const std::lock_guard lock(batch_mutex_);
-      sids.swap(cancelled_);
+      if (cancelled_.empty()) return;
+      applying_.swap(cancelled_);
     }
-    for (const auto sid : sids)
+    for (const auto sid : applying_)
       unsubscribe(sid);
+    applying_.clear();
   }
 
   void on_drain_pong(const error& result) {
@@ -520,12 +533,13 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
                        "reading from " + address()});
       return;
     }
-    // The batch: handlers run only here, under batch_mutex_ (once per read, not per
-    // message), and unsubscriptions made from other threads take effect before it.
-    const std::lock_guard lock(batch_mutex_);
-    for (const auto sid : std::exchange(cancelled_, {}))
+    // The batch: handlers run only here, and unsubscriptions made from other threads take
+    // effect before it (the mutex is taken at its start and end: once per read, not per
+    // message).
+    const batch_scope batch(*this);
+    for (const auto sid : applying_)
       unsubscribe(sid);
-    const batch_scope batch(batch_depth_);
+    applying_.clear();
     const auto generation = generation_;
     std::string_view input(read_buffer_.data(), size);
     bool got_frame = false;
@@ -825,17 +839,40 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
   bool drain_pong_seen_ = false;
   connection_statistics stats_;
 
-  // subscription::unsubscribe() from any thread (see unsubscribe_from_any_thread).
-  struct batch_scope {
-    explicit batch_scope(int& depth) noexcept : depth_(depth) { ++depth_; }
-    ~batch_scope() { --depth_; }
+  // subscription::unsubscribe() from any thread (see unsubscribe_from_any_thread). A
+  // batch is marked under the mutex at its start and end; the end wakes the threads that
+  // wait for it.
+  class batch_scope {
+   public:
+    // Takes the queued cancellations (into applying_, for the caller to apply before it
+    // delivers anything) in the same step as it marks the batch: a cancellation queued
+    // later waits for the batch to end.
+    explicit batch_scope(connection_impl& owner) : owner_(owner) {
+      const std::lock_guard lock(owner_.batch_mutex_);
+      owner_.applying_.swap(owner_.cancelled_);
+      owner_.in_batch_ = true;
+      owner_.batch_thread_ = std::this_thread::get_id();
+    }
+    ~batch_scope() {
+      const std::lock_guard lock(owner_.batch_mutex_);
+      owner_.in_batch_ = false;
+      ++owner_.batches_ended_;
+      if (owner_.unsubscribers_waiting_ > 0) owner_.batch_ended_.notify_all();
+    }
     batch_scope(const batch_scope&) = delete;
     batch_scope& operator=(const batch_scope&) = delete;
-    int& depth_;
+
+   private:
+    connection_impl& owner_;
   };
-  std::recursive_mutex batch_mutex_;
-  int batch_depth_ = 0;                   // under batch_mutex_
+  std::mutex batch_mutex_;
+  std::condition_variable batch_ended_;
+  bool in_batch_ = false;                 // under batch_mutex_
+  std::thread::id batch_thread_;          // under batch_mutex_
+  std::uint64_t batches_ended_ = 0;       // under batch_mutex_
+  int unsubscribers_waiting_ = 0;         // under batch_mutex_
   std::vector<std::uint64_t> cancelled_;  // under batch_mutex_
+  std::vector<std::uint64_t> applying_;   // on the executor: cancelled_, being applied
 };
 
 }  // namespace detail
