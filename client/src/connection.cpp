@@ -1,13 +1,15 @@
 #include "tidings/client/connection.hpp"
 
+#include <condition_variable>
 #include <mutex>
 #include <optional>
 #include <random>
-#include <unordered_set>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "tidings/client/detail/confirmation_table.hpp"
+#include "tidings/client/detail/frame_builder.hpp"
 #include "tidings/client/detail/handshake.hpp"
 #include "tidings/client/detail/reconnect_buffer.hpp"
 #include "tidings/client/detail/subscription_registry.hpp"
@@ -15,10 +17,8 @@
 #include "tidings/client/request_table.hpp"
 #include "tidings/protocol/encoder.hpp"
 #include "tidings/protocol/frame_decoder.hpp"
-#include "tidings/protocol/json.hpp"
 #include "tidings/protocol/limits.hpp"
 #include "tidings/protocol/parser.hpp"
-#include "tidings/protocol/topic.hpp"
 
 namespace tidings::client {
 namespace detail {
@@ -26,10 +26,6 @@ namespace detail {
 namespace {
 
 constexpr std::size_t read_buffer_size = 64 * 1024;
-
-error local_error(protocol::error_code code, std::string message) {
-  return {make_error_code(code), std::move(message)};
-}
 
 error client_error(errc code, std::string message = {}) {
   return {make_error_code(code), std::move(message)};
@@ -46,12 +42,6 @@ std::string make_inbox(const std::string& prefix) {
   return inbox;
 }
 
-std::string id_text(std::int64_t id) {
-  std::string text;
-  protocol::append_integer(text, id);
-  return text;
-}
-
 }  // namespace
 
 // All state of one logical connection, across reconnections. Lives in a shared_ptr so
@@ -63,7 +53,8 @@ std::string id_text(std::int64_t id) {
 // parts, each tested on its own: handshake (the steps of one attempt), reconnect_policy
 // (when to retry), subscription_registry (what to restore), confirmation_table and
 // request_table (who waits for which answer, and whether its frame was sent on the
-// current socket or is still buffered), and reconnect_buffer (publishes made meanwhile).
+// current socket or is still buffered), reconnect_buffer (publishes made meanwhile) and
+// frame_builder (the local checks of a publish or subscription, and the `pub` frame).
 class connection_impl : public std::enable_shared_from_this<connection_impl> {
  public:
   connection_impl(asio::any_io_executor executor, options settings)
@@ -161,18 +152,28 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
 
   // From any thread. Returns once the subscription has ended: its handler is not running
   // (unless the caller is that handler) and is never called again. Handlers run only
-  // inside a read batch, which holds batch_mutex_, so taking the mutex waits for a running
-  // handler to return; the next batch (or the posted function, whichever comes first)
-  // applies the cancellation before it delivers anything.
+  // inside a read batch, and every batch applies the cancellations queued before it
+  // first; so it is enough to queue the cancellation and, when a batch is running, to
+  // wait for that batch to end. Waiting for the mutex alone is not enough: it is not fair,
+  // and under a flood the reader takes it again for the next batch before a waiting thread
+  // wakes (unsubscribe() then waited for the whole flood).
   void unsubscribe_from_any_thread(std::uint64_t sid) {
     std::unique_lock lock(batch_mutex_);
-    if (batch_depth_ > 0) {
-      // The mutex is recursive and held: this is the executor's thread, inside a batch
-      // (a handler, or a completion it triggered). The registry is ours to change.
+    if (in_batch_ && batch_thread_ == std::this_thread::get_id()) {
+      // The executor's thread, inside a batch (a handler, or a completion it
+      // triggered): the registry is ours to change.
+      lock.unlock();
       unsubscribe(sid);
       return;
     }
     cancelled_.push_back(sid);
+    if (in_batch_) {
+      // Not bounded: the guarantee is that the handler has returned (see docs/CLIENT.md).
+      const auto running = batches_ended_;
+      ++unsubscribers_waiting_;
+      batch_ended_.wait(lock, [&] { return batches_ended_ != running; });
+      --unsubscribers_waiting_;
+    }
     lock.unlock();
     asio::post(executor_, [weak = weak_from_this()] {
       if (auto self = weak.lock()) self->apply_cancellations();
@@ -483,13 +484,14 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
   }
 
   void apply_cancellations() {
-    std::vector<std::uint64_t> sids;
     {
       const std::lock_guard lock(batch_mutex_);
-      sids.swap(cancelled_);
+      if (cancelled_.empty()) return;
+      applying_.swap(cancelled_);
     }
-    for (const auto sid : sids)
+    for (const auto sid : applying_)
       unsubscribe(sid);
+    applying_.clear();
   }
 
   void on_drain_pong(const error& result) {
@@ -531,14 +533,16 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
                        "reading from " + address()});
       return;
     }
-    // The batch: handlers run only here, under batch_mutex_ (once per read, not per
-    // message), and unsubscriptions made from other threads take effect before it.
-    const std::lock_guard lock(batch_mutex_);
-    for (const auto sid : std::exchange(cancelled_, {}))
+    // The batch: handlers run only here, and unsubscriptions made from other threads take
+    // effect before it (the mutex is taken at its start and end: once per read, not per
+    // message).
+    const batch_scope batch(*this);
+    for (const auto sid : applying_)
       unsubscribe(sid);
-    const batch_scope batch(batch_depth_);
+    applying_.clear();
     const auto generation = generation_;
     std::string_view input(read_buffer_.data(), size);
+    bool got_frame = false;
     for (;;) {
       const auto result = decoder_.next(input);
       input.remove_prefix(result.consumed);
@@ -549,10 +553,16 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
                                          " bytes is outside the allowed range"));
         return;
       }
+      got_frame = true;
       handle_frame(result.body);
       // A handler may have closed the connection, or the frame ended it.
       if (generation != generation_) return;
     }
+    // Any frame proves that the server is alive, not only a pong: under the `drop`
+    // slow-consumer policy the server's pong waits behind everything queued for us, so a
+    // client reading a big backlog slowly would otherwise give up on a server that is
+    // busy sending to it. Once per read, not per message.
+    if (got_frame) pings_out_ = 0;
     start_read();
   }
 
@@ -587,7 +597,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
         start_write();
         break;
       case protocol::op::pong:
-        pings_out_ = 0;
+        // pings_out_ is reset by on_read for every frame, this one included.
         if (frame_.id.type == protocol::request_id::kind::integer)
           complete_ack(frame_.id.integer, {});
         break;
@@ -667,27 +677,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
 
   error enqueue_pub(std::string_view topic, std::string_view data, const publish_options& extra,
                     std::int64_t id) {
-    if (!protocol::is_valid_topic(topic)) {
-      return local_error(protocol::error_code::invalid_topic,
-                         "not a valid topic: '" + std::string(topic) + "'");
-    }
-    if (protocol::is_reserved_topic(topic)) {
-      return local_error(protocol::error_code::permission_denied,
-                         "topics starting with $ are reserved");
-    }
-    if (!extra.reply.empty() && !protocol::is_valid_topic(extra.reply)) {
-      return local_error(protocol::error_code::invalid_topic,
-                         "not a valid reply topic: '" + std::string(extra.reply) + "'");
-    }
-    // The frame's own object is level 1, so data may nest one level less.
-    if (!protocol::json::is_valid(data, protocol::max_json_depth - 1)) {
-      return local_error(protocol::error_code::bad_json, "data is not a valid JSON value");
-    }
-    std::string headers;
-    if (extra.headers != nullptr) {
-      if (auto failure = encode_headers(*extra.headers, headers)) return failure;
-    }
-
+    if (auto failure = check_publish(topic, data, extra, pub_headers_)) return failure;
     const bool to_socket = live();
     if (to_socket) {
       if (out_.size() + writing_.size() >= options_.max_outbound_bytes) {
@@ -698,17 +688,10 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     }
     std::string& target = to_socket ? out_ : buffer_.frames();
     const std::size_t start = target.size();
-    protocol::pub_message pub{topic, data, extra.reply, headers};
-    protocol::encode_pub(target, pub, id != 0 ? id_text(id) : std::string{});
-    const std::size_t frame_size = target.size() - start;
     const std::uint64_t max_frame =
         info_.max_frame != 0 ? info_.max_frame : protocol::default_max_frame;
-    if (frame_size - protocol::frame_prefix_size > max_frame) {
-      target.resize(start);
-      return local_error(protocol::error_code::frame_too_large,
-                         "the frame would be " +
-                             std::to_string(frame_size - protocol::frame_prefix_size) +
-                             " bytes; the server accepts " + std::to_string(max_frame));
+    if (auto failure = append_pub(target, topic, data, extra.reply, pub_headers_, id, max_frame)) {
+      return failure;
     }
     if (!to_socket && !buffer_.fits()) {
       buffer_.truncate(start);
@@ -717,41 +700,6 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
           "disconnected, and " + std::to_string(buffer_.limit()) + " bytes are already buffered");
     }
     if (to_socket) start_write();
-    return {};
-  }
-
-  static error encode_headers(const header_list& list, std::string& out) {
-    std::unordered_set<std::string_view> seen;
-    out = "{";
-    for (const auto& [name, value] : list) {
-      if (name.empty())
-        return local_error(protocol::error_code::bad_request, "a header name is empty");
-      if (!seen.insert(name).second) {
-        return local_error(protocol::error_code::bad_request, "header '" + name + "' is repeated");
-      }
-      if (out.size() > 1) out += ',';
-      protocol::json::append_string(out, name);
-      out += ':';
-      protocol::json::append_string(out, value);
-    }
-    out += '}';
-    return {};
-  }
-
-  error check_subscription(std::string_view pattern, const message_handler& handler,
-                           const subscribe_options& extra) const {
-    if (!protocol::is_valid_pattern(pattern)) {
-      return local_error(protocol::error_code::invalid_topic,
-                         "not a valid pattern: '" + std::string(pattern) + "'");
-    }
-    if (!extra.queue.empty() && !protocol::is_valid_queue_name(extra.queue)) {
-      return local_error(protocol::error_code::bad_request,
-                         "not a valid queue name: '" + std::string(extra.queue) + "'");
-    }
-    if (!handler) return client_error(errc::invalid_argument, "the message handler is empty");
-    if (extra.max > protocol::max_safe_integer) {
-      return local_error(protocol::error_code::bad_request, "max is above 2^53-1");
-    }
     return {};
   }
 
@@ -878,8 +826,9 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
   protocol::server_parser parser_;
   protocol::server_frame frame_;
 
-  std::string out_;      // frames waiting for the current write to finish
-  std::string writing_;  // frames being written
+  std::string pub_headers_;  // scratch: the encoded headers of the publish being queued
+  std::string out_;          // frames waiting for the current write to finish
+  std::string writing_;      // frames being written
   bool write_in_flight_ = false;
   std::vector<status_completion> writable_waiters_;
 
@@ -890,17 +839,40 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
   bool drain_pong_seen_ = false;
   connection_statistics stats_;
 
-  // subscription::unsubscribe() from any thread (see unsubscribe_from_any_thread).
-  struct batch_scope {
-    explicit batch_scope(int& depth) noexcept : depth_(depth) { ++depth_; }
-    ~batch_scope() { --depth_; }
+  // subscription::unsubscribe() from any thread (see unsubscribe_from_any_thread). A
+  // batch is marked under the mutex at its start and end; the end wakes the threads that
+  // wait for it.
+  class batch_scope {
+   public:
+    // Takes the queued cancellations (into applying_, for the caller to apply before it
+    // delivers anything) in the same step as it marks the batch: a cancellation queued
+    // later waits for the batch to end.
+    explicit batch_scope(connection_impl& owner) : owner_(owner) {
+      const std::lock_guard lock(owner_.batch_mutex_);
+      owner_.applying_.swap(owner_.cancelled_);
+      owner_.in_batch_ = true;
+      owner_.batch_thread_ = std::this_thread::get_id();
+    }
+    ~batch_scope() {
+      const std::lock_guard lock(owner_.batch_mutex_);
+      owner_.in_batch_ = false;
+      ++owner_.batches_ended_;
+      if (owner_.unsubscribers_waiting_ > 0) owner_.batch_ended_.notify_all();
+    }
     batch_scope(const batch_scope&) = delete;
     batch_scope& operator=(const batch_scope&) = delete;
-    int& depth_;
+
+   private:
+    connection_impl& owner_;
   };
-  std::recursive_mutex batch_mutex_;
-  int batch_depth_ = 0;                   // under batch_mutex_
+  std::mutex batch_mutex_;
+  std::condition_variable batch_ended_;
+  bool in_batch_ = false;                 // under batch_mutex_
+  std::thread::id batch_thread_;          // under batch_mutex_
+  std::uint64_t batches_ended_ = 0;       // under batch_mutex_
+  int unsubscribers_waiting_ = 0;         // under batch_mutex_
   std::vector<std::uint64_t> cancelled_;  // under batch_mutex_
+  std::vector<std::uint64_t> applying_;   // on the executor: cancelled_, being applied
 };
 
 }  // namespace detail

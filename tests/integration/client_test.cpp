@@ -542,6 +542,15 @@ class scripted_server {
           std::string ok;
           protocol::encode_ok(ok, "1");
           send(ok);
+        } else if (msg_instead_of_pong != 0 && result.body == R"({"op":"ping"})") {
+          // Like tidingsd under `drop` with a backlog: busy sending, the pong far behind.
+          std::string frames;
+          protocol::msg_message msg;
+          msg.sid = msg_instead_of_pong;
+          msg.topic = "feed";
+          msg.data = "1";
+          protocol::encode_msg(frames, msg);
+          send(frames);
         }
       }
       read_frames();
@@ -550,6 +559,8 @@ class scripted_server {
 
   std::vector<std::string> received;
   bool eof = false;
+  // Non-zero: each client ping is answered by a `msg` to this sid instead of a pong.
+  std::uint64_t msg_instead_of_pong = 0;
 
  private:
   tcp::acceptor acceptor_;
@@ -593,6 +604,49 @@ TEST(Client, AnswersServerPingsAndDetectsAServerThatStoppedAnswering) {
   for (const auto& frame : server.received)
     pings += frame == R"({"op":"ping"})" ? 1 : 0;
   EXPECT_EQ(pings, 2);
+}
+
+int count_frames(const std::vector<std::string>& frames, std::string_view wanted) {
+  int count = 0;
+  for (const auto& frame : frames)
+    count += frame == wanted ? 1 : 0;
+  return count;
+}
+
+TEST(Client, CountsAnyFrameFromTheServerAsProofOfLife) {
+  asio::io_context io;
+  scripted_server server(io);
+  auto settings = options_for(server.port());
+  settings.ping_interval = 50ms;
+  settings.max_pings_out = 2;
+  settings.reconnect.enabled = false;
+  std::optional<error_code> closed_with;
+  settings.on_closed = [&](const error_code& ec) { closed_with = ec; };
+  connection conn(io.get_executor(), settings);
+  std::optional<error_code> connected;
+  conn.async_connect([&](error_code ec) { connected = ec; });
+  server.accept_and_greet();
+  ASSERT_TRUE(run_until(io, [&] { return connected.has_value(); }));
+  ASSERT_FALSE(*connected);
+  int delivered = 0;
+  auto sub = conn.subscribe("feed", [&](const message_view&) { ++delivered; });
+  server.msg_instead_of_pong = sub.sid();
+
+  // The server never sends a pong but answers every ping with a message. Three times
+  // max_pings_out pings: the code that only counted pongs gave up after the second.
+  constexpr int pings_wanted = 6;
+  ASSERT_TRUE(run_until(io, [&] {
+    return closed_with.has_value() ||
+           (count_frames(server.received, R"({"op":"ping"})") >= pings_wanted &&
+            delivered >= pings_wanted);
+  }));
+  EXPECT_FALSE(closed_with.has_value()) << closed_with->message();
+  EXPECT_EQ(conn.state(), client::connection_state::connected);
+
+  // Once the messages stop as well, the server is declared lost as before.
+  server.msg_instead_of_pong = 0;
+  ASSERT_TRUE(run_until(io, [&] { return closed_with.has_value(); }));
+  EXPECT_EQ(*closed_with, make_error_code(errc::server_unresponsive));
 }
 
 TEST(BlockingClient, PublishesSubscribesRequestsAndThrowsWithTheServersMessage) {

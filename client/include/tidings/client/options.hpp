@@ -43,8 +43,10 @@ struct options {
 
   // TCP connect, `info` and the `connect` acknowledgement, per attempt.
   std::chrono::milliseconds connect_timeout{5000};
-  // Our own pings, to notice a dead server; 0 disables them. After max_pings_out
-  // unanswered pings the connection is treated as lost (errc::server_unresponsive).
+  // Our own pings, to notice a dead server; 0 disables them. After max_pings_out pings
+  // with no frame at all from the server since the first of them (a pong or anything
+  // else: a pong may wait behind a backlog of messages), the connection is treated as
+  // lost (errc::server_unresponsive).
   std::chrono::milliseconds ping_interval{20000};
   std::uint32_t max_pings_out = 2;
 
