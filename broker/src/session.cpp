@@ -222,6 +222,12 @@ session::discarded session::discard_input() {
   return discarded::more;
 }
 
+void session::release_write_storage() {
+  if (in_flight_.capacity() > idle_frames) std::vector<outbound_queue::entry>().swap(in_flight_);
+  std::lock_guard lock(mutex_);
+  queue_.shrink(idle_frames);
+}
+
 void session::release_read_storage() {
   decoder_.shrink();
   parser_.shrink();
@@ -478,10 +484,7 @@ void session::start_write() {
     overflowed = overflowed_;
     if (!overflowed && !writing_) {
       bytes = queue_.take(in_flight_, max_batch_frames, max_batch_bytes);
-      if (bytes == 0) {
-        wake_due_ = false;
-        queue_.shrink(idle_frames);  // nothing left to write: give back a backlog's storage
-      }
+      if (bytes == 0) wake_due_ = false;
       taken_total_ = queue_.taken_total();
       control_drained = queue_.control_drained();
     }
@@ -502,7 +505,6 @@ void session::start_write() {
   }
   if (writing_) return;
   if (bytes == 0) {
-    if (in_flight_.capacity() > idle_frames) std::vector<outbound_queue::entry>().swap(in_flight_);
     if (state_ == state::flushing) end_flush();
     return;
   }
@@ -623,7 +625,9 @@ void session::tick(clock::time_point now) {
     }
     return;
   }
-  if (state_ != state::open || settings.ping_interval.count() == 0 || now < next_ping_) return;
+  if (state_ != state::open) return;
+  if (!writing_) release_write_storage();
+  if (settings.ping_interval.count() == 0 || now < next_ping_) return;
   next_ping_ = now + settings.ping_interval;
   // A ping still queued behind a backlog (drop policy, slow reader) is not unanswered:
   // the client has not seen it. While the client reads (the writer took something since

@@ -86,6 +86,11 @@ class session final : public subscriber, public std::enable_shared_from_this<ses
   enum class discarded : std::uint8_t { drained, more, closed };
   discarded discard_input();
   // Idle: gives back storage grown for past frames.
+  // Gives back the outbound vectors a backlog grew, once nothing is being written. Called
+  // from the sweep, not whenever the writer finds the queue empty: a busy connection
+  // would free and regrow them between two bursts (measured: a third of the throughput
+  // at 1 -> 1 with 4 KiB messages).
+  void release_write_storage();
   void release_read_storage();
   void handle_frame(std::string_view body);
   void handle_pub(const protocol::pub_message& pub);
