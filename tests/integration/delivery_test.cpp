@@ -19,17 +19,6 @@
 namespace tidings::test {
 namespace {
 
-std::string framed(std::string_view body) {
-  std::string out(4, '\0');
-  const auto n = static_cast<std::uint32_t>(body.size());
-  out[0] = static_cast<char>(n >> 24);
-  out[1] = static_cast<char>(n >> 16);
-  out[2] = static_cast<char>(n >> 8);
-  out[3] = static_cast<char>(n);
-  out += body;
-  return out;
-}
-
 // sid -> the topics it received, from a list of frames that must all be msgs.
 std::map<std::string, std::set<std::uint64_t>> sids_by_topic(const std::vector<json>& frames) {
   std::map<std::string, std::set<std::uint64_t>> out;

@@ -22,10 +22,6 @@ std::string length_prefix(std::uint32_t length) {
   return prefix;
 }
 
-std::string framed(std::string_view body) {
-  return length_prefix(static_cast<std::uint32_t>(body.size())) + std::string(body);
-}
-
 // `depth` nested arrays around a number: `[[[1]]]` for 3.
 std::string nested_arrays(int depth) {
   return std::string(static_cast<std::size_t>(depth), '[') + "1" +

@@ -48,10 +48,6 @@ std::string length_prefix(std::uint32_t length) {
   return prefix;
 }
 
-std::string framed(std::string_view body) {
-  return length_prefix(static_cast<std::uint32_t>(body.size())) + std::string(body);
-}
-
 // `seq` as 8 digits, so that every message of a flood has the same size.
 std::string seq_text(std::size_t seq) {
   const std::string digits = std::to_string(seq);

@@ -32,17 +32,6 @@ void raise_descriptor_limit(rlim_t needed) {
   ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &limit), 0);
 }
 
-std::string framed(std::string_view body) {
-  std::string out(4, '\0');
-  const auto n = static_cast<std::uint32_t>(body.size());
-  out[0] = static_cast<char>(n >> 24);
-  out[1] = static_cast<char>(n >> 16);
-  out[2] = static_cast<char>(n >> 8);
-  out[3] = static_cast<char>(n);
-  out += body;
-  return out;
-}
-
 std::string own_topic(int i) {
   return "load.client." + std::to_string(i);
 }

@@ -12,17 +12,6 @@
 namespace tidings::test {
 namespace {
 
-std::string framed_body(std::string_view body) {
-  std::string out(4, '\0');
-  const auto n = static_cast<std::uint32_t>(body.size());
-  out[0] = static_cast<char>(n >> 24);
-  out[1] = static_cast<char>(n >> 16);
-  out[2] = static_cast<char>(n >> 8);
-  out[3] = static_cast<char>(n);
-  out += body;
-  return out;
-}
-
 TEST(RequestReply, ResponderAnswersOnTheReplyTopic) {
   test_broker broker;
   auto responder = open_client(broker);
@@ -198,7 +187,7 @@ TEST(RequestReply, ARequestItsOnlyResponderRefusesIsNoResponders) {
   // (within 8 KiB of max_pending) and stays so.
   std::string batch;
   for (int i = 0; i < 64; ++i) {
-    batch += framed_body(R"({"op":"pub","topic":"fill","data":")" + std::string(8192, 'f') + "\"}");
+    batch += framed(R"({"op":"pub","topic":"fill","data":")" + std::string(8192, 'f') + "\"}");
   }
   for (int i = 0; i < 32; ++i)
     requester.send_raw(batch);

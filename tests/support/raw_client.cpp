@@ -70,7 +70,7 @@ void raw_client::send_raw(std::string_view bytes) {
   }
 }
 
-void raw_client::send_frame(std::string_view body) {
+std::string framed(std::string_view body) {
   std::string frame(4, '\0');
   const auto length = static_cast<std::uint32_t>(body.size());
   frame[0] = static_cast<char>(length >> 24);
@@ -78,7 +78,11 @@ void raw_client::send_frame(std::string_view body) {
   frame[2] = static_cast<char>(length >> 8);
   frame[3] = static_cast<char>(length);
   frame.append(body);
-  send_raw(frame);
+  return frame;
+}
+
+void raw_client::send_frame(std::string_view body) {
+  send_raw(framed(body));
 }
 
 bool raw_client::fill(std::size_t n, std::chrono::steady_clock::time_point deadline) {

@@ -20,6 +20,9 @@ using json = nlohmann::json;
 
 inline constexpr std::chrono::milliseconds default_timeout = 5s;
 
+// `body` behind its 4-byte big-endian length prefix: one whole frame, as sent.
+std::string framed(std::string_view body);
+
 class raw_client {
  public:
   // Connects to 127.0.0.1:port. Throws std::runtime_error on failure.
