@@ -13,15 +13,6 @@
 namespace tidings::test {
 namespace {
 
-std::string length_prefix(std::uint32_t length) {
-  std::string prefix(4, '\0');
-  prefix[0] = static_cast<char>(length >> 24);
-  prefix[1] = static_cast<char>(length >> 16);
-  prefix[2] = static_cast<char>(length >> 8);
-  prefix[3] = static_cast<char>(length);
-  return prefix;
-}
-
 // `depth` nested arrays around a number: `[[[1]]]` for 3.
 std::string nested_arrays(int depth) {
   return std::string(static_cast<std::size_t>(depth), '[') + "1" +

@@ -39,15 +39,6 @@ extern "C" std::size_t __sanitizer_get_current_allocated_bytes();
 // initial size and turns off its growth, which would otherwise reach 32 MiB here.
 constexpr int small_receive_buffer = 64 * 1024;
 
-std::string length_prefix(std::uint32_t length) {
-  std::string prefix(4, '\0');
-  prefix[0] = static_cast<char>(length >> 24);
-  prefix[1] = static_cast<char>(length >> 16);
-  prefix[2] = static_cast<char>(length >> 8);
-  prefix[3] = static_cast<char>(length);
-  return prefix;
-}
-
 // `seq` as 8 digits, so that every message of a flood has the same size.
 std::string seq_text(std::size_t seq) {
   const std::string digits = std::to_string(seq);

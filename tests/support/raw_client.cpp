@@ -70,13 +70,17 @@ void raw_client::send_raw(std::string_view bytes) {
   }
 }
 
+std::string length_prefix(std::uint32_t length) {
+  std::string prefix(4, '\0');
+  prefix[0] = static_cast<char>(length >> 24);
+  prefix[1] = static_cast<char>(length >> 16);
+  prefix[2] = static_cast<char>(length >> 8);
+  prefix[3] = static_cast<char>(length);
+  return prefix;
+}
+
 std::string framed(std::string_view body) {
-  std::string frame(4, '\0');
-  const auto length = static_cast<std::uint32_t>(body.size());
-  frame[0] = static_cast<char>(length >> 24);
-  frame[1] = static_cast<char>(length >> 16);
-  frame[2] = static_cast<char>(length >> 8);
-  frame[3] = static_cast<char>(length);
+  std::string frame = length_prefix(static_cast<std::uint32_t>(body.size()));
   frame.append(body);
   return frame;
 }

@@ -20,7 +20,9 @@ using json = nlohmann::json;
 
 inline constexpr std::chrono::milliseconds default_timeout = 5s;
 
-// `body` behind its 4-byte big-endian length prefix: one whole frame, as sent.
+// The 4-byte big-endian length prefix of a frame (any length, for broken prefixes too).
+std::string length_prefix(std::uint32_t length);
+// `body` behind its length prefix: one whole frame, as sent.
 std::string framed(std::string_view body);
 
 class raw_client {
