@@ -26,7 +26,10 @@ std::string id_text(std::int64_t id) {
 
 error encode_headers(const header_list& list, std::string& out) {
   std::unordered_set<std::string_view> seen;
-  out = "{";
+  // clear() then append, not `out = "{"`: g++ 12 at -O3 reports a false -Wrestrict
+  // (GCC bug 105651) on assigning a literal to a string.
+  out.clear();
+  out += '{';
   for (const auto& [name, value] : list) {
     if (name.empty())
       return local_error(protocol::error_code::bad_request, "a header name is empty");
